@@ -1,0 +1,86 @@
+"""Apache Airflow provider for the lemlist, LeadLex and DialNexa outreach APIs.
+
+This module stays free of imports: Airflow loads :func:`get_provider_info` through the
+``apache_airflow_provider`` entry point whenever it lists providers.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+_VENDORS = (
+    # (connection type, display name, hook class, documentation, production base URL)
+    ("lemlist", "lemlist", "LemlistHook", "https://developer.lemlist.com/", "https://api.lemlist.com/api"),
+    (
+        "leadlex",
+        "LeadLex",
+        "LeadlexHook",
+        "https://docs.leadlex.com/",
+        "https://data.leadlex.com/functions/v1/api-gateway",
+    ),
+    ("dialnexa", "DialNexa", "DialnexaHook", "https://docs.dialnexa.com/", "https://api.dialnexa.com/v1"),
+)
+
+#: Module kinds the package ships, per vendor (``<kind>/<vendor>.py``).
+_MODULE_KINDS = ("hooks",)
+
+_CONN_FIELDS = {
+    "rate_limit": {
+        "label": "Rate limit (requests per period)",
+        "description": "Client-side limit for this API key; empty for the vendor's default "
+        "(lemlist 20 per 2 s; LeadLex and DialNexa pace from the API's rate-limit headers).",
+        "schema": {"type": ["integer", "null"], "minimum": 1},
+    },
+    "rate_limit_period": {
+        "label": "Rate limit period (seconds)",
+        "description": "Window of the rate limit above.",
+        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
+    },
+    "timeout": {
+        "label": "Request timeout (seconds)",
+        "description": "Connect and read timeout; empty for 10 s connect, 30 s read.",
+        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
+    },
+}
+
+
+def _connection_type(conn_type: str, name: str, hook: str, base_url: str) -> dict:
+    return {
+        "connection-type": conn_type,
+        "hook-class-name": f"airflow_provider_outreach.hooks.{conn_type}.{hook}",
+        "hook-name": name,
+        "ui-field-behaviour": {
+            "hidden-fields": ["schema", "login", "port"],
+            "relabeling": {"host": "API base URL (optional)", "password": "API key"},
+            "placeholders": {
+                "host": base_url,
+                "password": f"your {name} API key",
+                "extra": '{"rate_limit": null, "timeout": null}',
+            },
+        },
+        "conn-fields": _CONN_FIELDS,
+    }
+
+
+def get_provider_info() -> dict:
+    """Provider metadata read by Airflow's ``ProvidersManager``."""
+    info: dict = {
+        "package-name": "airflow-provider-outreach",
+        "name": "Outreach (lemlist, LeadLex, DialNexa)",
+        "description": "Remove, unsubscribe and suppress people in lemlist, LeadLex and DialNexa; "
+        "watch campaign status; delete draft campaigns safely.",
+        "versions": [__version__],
+        "integrations": [
+            {"integration-name": name, "external-doc-url": doc, "tags": ["service"]}
+            for _, name, _, doc, _ in _VENDORS
+        ],
+        "connection-types": [
+            _connection_type(conn_type, name, hook, base_url) for conn_type, name, hook, _, base_url in _VENDORS
+        ],
+    }
+    for kind in _MODULE_KINDS:
+        info[kind] = [
+            {"integration-name": name, "python-modules": [f"airflow_provider_outreach.{kind}.{conn_type}"]}
+            for conn_type, name, _, _, _ in _VENDORS
+        ]
+    return info

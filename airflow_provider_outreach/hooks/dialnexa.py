@@ -1,0 +1,43 @@
+"""DialNexa: Bearer auth, NestJS-style ``{"statusCode", "message", "error"}`` errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_outreach.hooks.base import OutreachHook
+
+
+class DialnexaHook(OutreachHook):
+    """Calls the DialNexa campaigns API (``https://api.dialnexa.com/v1``).
+
+    :param dialnexa_conn_id: Airflow connection whose password is the DialNexa API key.
+    """
+
+    vendor = "dialnexa"
+    conn_name_attr = "dialnexa_conn_id"
+    default_conn_name = "dialnexa_default"
+    conn_type = "dialnexa"
+    hook_name = "DialNexa"
+    default_base_url = "https://api.dialnexa.com/v1"
+    probe = ("/agents", None)
+
+    def __init__(self, dialnexa_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(dialnexa_conn_id, **kwargs)
+
+    def error_fields(self, body: Any) -> tuple[str | None, str | None]:
+        message = body.get("message")
+        if isinstance(message, list):
+            message = "; ".join(str(m) for m in message)
+        return body.get("error"), message
+
+    def remove_campaign_lead(self, campaign_lead_id: str) -> dict[str, Any]:
+        """Remove a lead from its campaign's queue (409 once the campaign is completed or cancelled)."""
+        return self.call("DELETE", "/campaigns-leads/{campaign_lead_id}", campaign_lead_id=campaign_lead_id)
+
+    def get_campaign(self, campaign_id: str) -> dict[str, Any]:
+        """The campaign (``id``, ``name``, ``status``, ...)."""
+        return self.call("GET", "/campaigns/{campaign_id}", campaign_id=campaign_id)
+
+    def get_campaign_lead(self, campaign_lead_id: str) -> dict[str, Any]:
+        """A campaign lead (``id``, ``campaign_id``, ``status``, ``phone_number``, ...)."""
+        return self.call("GET", "/campaigns-leads/{campaign_lead_id}", campaign_lead_id=campaign_lead_id)

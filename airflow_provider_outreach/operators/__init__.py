@@ -1,0 +1,1 @@
+"""Operators: one per delete/unsubscribe action, all built on the bulk engine."""

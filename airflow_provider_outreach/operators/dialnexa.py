@@ -1,0 +1,37 @@
+"""DialNexa operators: remove leads from campaign call queues."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_outreach.bulk import ID
+from airflow_provider_outreach.hooks.dialnexa import DialnexaHook
+from airflow_provider_outreach.operators.base import OutreachBulkOperator
+
+_CONN = DialnexaHook.default_conn_name
+
+
+class DialnexaRemoveCampaignLeadOperator(OutreachBulkOperator):
+    """Remove campaign leads from DialNexa call queues so they are never dialled.
+
+    A lead whose campaign is completed or cancelled cannot be removed any more (409): it
+    is reported as failed with the reason ``campaign_closed``.
+
+    :param campaign_lead_id: a campaign-lead id or a list of them (templated).
+    :param dialnexa_conn_id: DialNexa connection (templated).
+    """
+
+    template_fields = ("campaign_lead_id", "dialnexa_conn_id")
+    hook_class = DialnexaHook
+    action = "remove_campaign_lead"
+    item_field = "campaign_lead_id"
+    item_kind = ID
+    conflict_reason = "campaign_closed"
+
+    def __init__(self, *, campaign_lead_id: Any, dialnexa_conn_id: str = _CONN, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.campaign_lead_id = campaign_lead_id
+        self.dialnexa_conn_id = dialnexa_conn_id
+
+    def apply(self, hook: DialnexaHook, item: str) -> Any:
+        return hook.remove_campaign_lead(item)

@@ -1,0 +1,39 @@
+"""LeadLex operators: remove contacts from a campaign."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_outreach.bulk import ID
+from airflow_provider_outreach.hooks.leadlex import LeadlexHook
+from airflow_provider_outreach.operators.base import OutreachBulkOperator
+
+_CONN = LeadlexHook.default_conn_name
+
+
+class LeadlexRemoveContactOperator(OutreachBulkOperator):
+    """Unenroll contacts from a LeadLex campaign (future sends are cancelled).
+
+    LeadLex plans carry a daily request cap; when it is spent the task defers until the
+    reset (midnight UTC) and resumes with the contacts left.
+
+    :param contact_id: a contact id or a list of them (templated).
+    :param campaign_id: the campaign (templated).
+    :param leadlex_conn_id: LeadLex connection (templated).
+    """
+
+    template_fields = ("contact_id", "campaign_id", "leadlex_conn_id")
+    hook_class = LeadlexHook
+    action = "remove_contact"
+    item_field = "contact_id"
+    item_kind = ID
+    fixed_fields = ("campaign_id",)
+
+    def __init__(self, *, contact_id: Any, campaign_id: str, leadlex_conn_id: str = _CONN, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.contact_id = contact_id
+        self.campaign_id = campaign_id
+        self.leadlex_conn_id = leadlex_conn_id
+
+    def apply(self, hook: LeadlexHook, item: str) -> Any:
+        return hook.remove_contact(self.campaign_id, item)

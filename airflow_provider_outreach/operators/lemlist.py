@@ -1,0 +1,108 @@
+"""lemlist operators: unsubscribe, delete, mark not interested, team-wide suppression."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_outreach.bulk import EMAIL, EMAIL_OR_DOMAIN, ID, ID_OR_EMAIL
+from airflow_provider_outreach.hooks.lemlist import LemlistHook
+from airflow_provider_outreach.operators.base import OutreachBulkOperator
+
+_CONN = LemlistHook.default_conn_name
+
+
+class LemlistUnsubscribeLeadOperator(OutreachBulkOperator):
+    """Unsubscribe leads, by email, from a lemlist campaign.
+
+    :param email: an email or a list of emails (templated; an ``XComArg`` works).
+    :param campaign_id: the campaign (``cam_...``, templated).
+    :param lemlist_conn_id: lemlist connection (templated).
+
+    The common options (``missing_ok``, ``dry_run``, ``fail_on_error``, ``max_workers``,
+    audit) are described on :class:`~airflow_provider_outreach.operators.base.OutreachBulkOperator`.
+    """
+
+    template_fields = ("email", "campaign_id", "lemlist_conn_id")
+    hook_class = LemlistHook
+    action = "unsubscribe_lead"
+    item_field = "email"
+    item_kind = EMAIL
+    fixed_fields = ("campaign_id",)
+
+    def __init__(self, *, email: Any, campaign_id: str, lemlist_conn_id: str = _CONN, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.email = email
+        self.campaign_id = campaign_id
+        self.lemlist_conn_id = lemlist_conn_id
+
+    def apply(self, hook: LemlistHook, item: str) -> Any:
+        return hook.unsubscribe_lead(self.campaign_id, item)
+
+
+class LemlistDeleteLeadOperator(OutreachBulkOperator):
+    """Delete leads, by lead id, from a lemlist campaign (``action=remove``).
+
+    :param lead_id: a lead id or a list of them (``lea_...``, templated).
+    :param campaign_id: the campaign (``cam_...``, templated).
+    :param lemlist_conn_id: lemlist connection (templated).
+    """
+
+    template_fields = ("lead_id", "campaign_id", "lemlist_conn_id")
+    hook_class = LemlistHook
+    action = "delete_lead"
+    item_field = "lead_id"
+    item_kind = ID
+    fixed_fields = ("campaign_id",)
+
+    def __init__(self, *, lead_id: Any, campaign_id: str, lemlist_conn_id: str = _CONN, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.lead_id = lead_id
+        self.campaign_id = campaign_id
+        self.lemlist_conn_id = lemlist_conn_id
+
+    def apply(self, hook: LemlistHook, item: str) -> Any:
+        return hook.delete_lead(self.campaign_id, item)
+
+
+class LemlistMarkNotInterestedOperator(OutreachBulkOperator):
+    """Mark leads not interested in every lemlist campaign.
+
+    :param lead: a lead id or email, or a list of them (templated).
+    :param lemlist_conn_id: lemlist connection (templated).
+    """
+
+    template_fields = ("lead", "lemlist_conn_id")
+    hook_class = LemlistHook
+    action = "mark_not_interested"
+    item_field = "lead"
+    item_kind = ID_OR_EMAIL
+
+    def __init__(self, *, lead: Any, lemlist_conn_id: str = _CONN, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.lead = lead
+        self.lemlist_conn_id = lemlist_conn_id
+
+    def apply(self, hook: LemlistHook, item: str) -> Any:
+        return hook.mark_not_interested(item)
+
+
+class LemlistAddUnsubscribeOperator(OutreachBulkOperator):
+    """Suppress emails or whole ``@domain``\\ s team-wide in lemlist (idempotent).
+
+    :param value: an email or ``@domain``, or a list of them (templated).
+    :param lemlist_conn_id: lemlist connection (templated).
+    """
+
+    template_fields = ("value", "lemlist_conn_id")
+    hook_class = LemlistHook
+    action = "add_unsubscribe"
+    item_field = "value"
+    item_kind = EMAIL_OR_DOMAIN
+
+    def __init__(self, *, value: Any, lemlist_conn_id: str = _CONN, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.value = value
+        self.lemlist_conn_id = lemlist_conn_id
+
+    def apply(self, hook: LemlistHook, item: str) -> Any:
+        return hook.add_unsubscribe(item)

@@ -1,0 +1,49 @@
+"""Test set-up: a throwaway AIRFLOW_HOME (set before Airflow is imported) and the sandbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="outreach-airflow-home-")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "example_dags")
+
+import pytest  # noqa: E402
+
+from airflow_provider_outreach.pacing import reset_pacers  # noqa: E402
+from airflow_provider_outreach.sandbox import DEFAULT_KEYS  # noqa: E402
+
+pytest_plugins = ["airflow_provider_outreach.sandbox.pytest_plugin"]
+
+VENDORS = ("lemlist", "leadlex", "dialnexa")
+
+
+def connection_json(base_url: str, key: str, **extra) -> str:
+    return json.dumps({"conn_type": "", "host": base_url, "password": key, "extra": extra})
+
+
+@pytest.fixture(autouse=True)
+def _fresh_pacers():
+    reset_pacers()
+    yield
+    reset_pacers()
+
+
+@pytest.fixture
+def connections(sandbox, sandbox_server, monkeypatch):
+    """``<vendor>_default`` connections pointing at the sandbox; returns a setter for more."""
+
+    def set_connection(vendor: str, conn_id: str | None = None, key: str | None = None, **extra) -> str:
+        conn_id = conn_id or f"{vendor}_default"
+        payload = json.loads(connection_json(f"{sandbox_server.url}/{vendor}", key or DEFAULT_KEYS[vendor], **extra))
+        payload["conn_type"] = vendor
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(payload))
+        return conn_id
+
+    for vendor in VENDORS:
+        set_connection(vendor)
+    return set_connection
