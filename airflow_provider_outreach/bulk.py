@@ -226,14 +226,24 @@ class QuotaPause:
 
 
 def classify(
-    exc: BaseException, missing_ok: bool, conflict_reason: str | None
+    exc: BaseException,
+    missing_ok: bool,
+    conflict_reason: str | None = None,
+    campaign_missing: Callable[[NotFoundError], bool] | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """Outcome and details for a failed call."""
-    if isinstance(exc, NotFoundError) and missing_ok:
+    """Outcome and details for a failed call.
+
+    A 404 about the item itself is ``already_absent`` when ``missing_ok``; a 404 about
+    the campaign the item was addressed in (``campaign_missing``) is always a failure.
+    """
+    parent_gone = isinstance(exc, NotFoundError) and campaign_missing is not None and campaign_missing(exc)
+    if isinstance(exc, NotFoundError) and missing_ok and not parent_gone:
         return ALREADY_ABSENT, {"status": exc.status_code, "message": exc.message}
     if isinstance(exc, OutreachAPIError):
         if isinstance(exc, ConflictError) and conflict_reason:
             reason = conflict_reason
+        elif parent_gone:
+            reason = "campaign_not_found"
         elif isinstance(exc, NotFoundError):
             reason = "not_found"
         else:
@@ -253,6 +263,7 @@ def run_bulk(
     missing_ok: bool,
     max_inline_wait: float,
     conflict_reason: str | None = None,
+    campaign_missing: Callable[[NotFoundError], bool] | None = None,
     logger: logging.Logger | logging.LoggerAdapter = log,
     progress_every: float = PROGRESS_EVERY,
 ) -> QuotaPause | None:
@@ -273,13 +284,13 @@ def run_bulk(
             call(item)
         except RateLimitError as exc:
             if exc.retry_after is None or exc.retry_after <= max_inline_wait:
-                outcome, details = classify(exc, missing_ok, conflict_reason)
+                outcome, details = classify(exc, missing_ok, conflict_reason, campaign_missing)
             else:  # the API refused it (or it was never sent): try again after the pause
                 with lock:
                     pause.append(exc)
                 raise _Paused() from None
         except Exception as exc:  # every failure becomes a reported outcome
-            outcome, details = classify(exc, missing_ok, conflict_reason)
+            outcome, details = classify(exc, missing_ok, conflict_reason, campaign_missing)
         else:
             outcome, details = DONE, {}
         with lock:

@@ -47,3 +47,34 @@ def connections(sandbox, sandbox_server, monkeypatch):
     for vendor in VENDORS:
         set_connection(vendor)
     return set_connection
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """The SQLite metadata DB of the test session (created once)."""
+    from airflow.utils import db
+
+    db.initdb()
+
+
+class RecordingTI:
+    """The few task-instance calls an operator makes when run outside a DAG run."""
+
+    dag_id = "direct"
+    run_id = "direct_run"
+    map_index = -1
+
+    def __init__(self, task_id: str = "task") -> None:
+        self.task_id = task_id
+        self.xcoms: dict[str, object] = {}
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.xcoms[key] = json.loads(json.dumps(value))
+
+    def xcom_pull(self, task_ids=None, key="return_value", map_indexes=None, **_):
+        return self.xcoms.get(key)
+
+
+@pytest.fixture
+def context():
+    return {"ti": RecordingTI()}

@@ -29,6 +29,7 @@ from airflow_provider_outreach.exceptions import (
     ConnectionConfigError,
     InvalidInputError,
     InvalidResponseError,
+    NotFoundError,
     OutreachAPIError,
     RateLimitError,
     ServerError,
@@ -197,6 +198,10 @@ class OutreachHook(BaseHook):
     def error_fields(self, body: Any) -> tuple[str | None, str | None]:
         """``(code, message)`` from a JSON error body; vendors override."""
         return None, None
+
+    def campaign_missing(self, error: NotFoundError) -> bool:
+        """Whether a 404 says the campaign is missing (rather than the item addressed in it)."""
+        return False
 
     # -- connection ------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_provider_outreach.exceptions import NotFoundError
 from airflow_provider_outreach.hooks.base import OutreachHook
 
 
@@ -33,6 +34,9 @@ class LeadlexHook(OutreachHook):
         if isinstance(error, dict):
             return error.get("code"), error.get("message")
         return None, str(error)
+
+    def campaign_missing(self, error: NotFoundError) -> bool:
+        return error.code == "campaign_not_found"
 
     def remove_contact(self, campaign_id: str, contact_id: str) -> dict[str, Any]:
         """Unenroll a contact from a campaign."""

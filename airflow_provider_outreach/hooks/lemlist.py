@@ -6,6 +6,7 @@ from typing import Any
 
 import requests.auth
 
+from airflow_provider_outreach.exceptions import NotFoundError
 from airflow_provider_outreach.hooks.base import OutreachHook
 
 
@@ -35,6 +36,9 @@ class LemlistHook(OutreachHook):
             message = body.get("message") or body.get("error")
             return None, str(message) if message else None
         return None, str(body) if isinstance(body, str) else None
+
+    def campaign_missing(self, error: NotFoundError) -> bool:
+        return (error.message or "").strip().lower() == "campaign not found"
 
     def unsubscribe_lead(self, campaign_id: str, email: str) -> dict[str, Any]:
         """Unsubscribe the lead with ``email`` from a campaign; returns the lead."""

@@ -151,6 +151,7 @@ class OutreachBulkOperator(BaseOperator):
             missing_ok=self.missing_ok,
             max_inline_wait=self.max_inline_wait,
             conflict_reason=self.conflict_reason,
+            campaign_missing=hook.campaign_missing if "campaign_id" in self.fixed_fields else None,
             logger=self.log,
         )
         if pause is None:

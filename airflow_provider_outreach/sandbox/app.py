@@ -155,8 +155,7 @@ class SandboxApp:
                 else:
                     fault = self.faults.pick(vendor)
             if early is not None and cfg["log"]:
-                self.log.append(now, vendor, method, raw_path, rel_path, segs, query,
-                                early.status, None, ok, scheme)
+                self.log.append(now, vendor, method, raw_path, early.status, None, ok, scheme)
         if latency > 0:
             time.sleep(latency)
         if early is not None:
@@ -187,7 +186,7 @@ class SandboxApp:
                 else:
                     resp = routes.server_error(vendor, fault.status)
             if self.config["log"]:
-                self.log.append(now, vendor, method, raw_path, rel_path, segs, query,
+                self.log.append(now, vendor, method, raw_path,
                                 resp.status if resp is not None else None,
                                 fault.label if fault is not None else None, True, scheme)
         if kind == "slow" and fault.phase == "after":
@@ -235,7 +234,8 @@ class SandboxApp:
             with self.lock:
                 records = self.log.select(since, vendor)
                 last = self.log.seq
-            return _admin_json(200, {"requests": records, "last_seq": last})
+            return _admin_json(200, {"requests": [_log_record(r) for r in records],
+                                     "last_seq": last})
         if n == 1 and name == "requests" and method == "DELETE":
             with self.lock:
                 self.log.clear()
@@ -283,6 +283,14 @@ class SandboxApp:
                 return _admin_error(404, "not found")
             return _admin_json(200, obj)
         return _admin_error(404, f"no admin route {method} /_sandbox/{'/'.join(segs)}")
+
+
+def _log_record(rec) -> dict:
+    seq, when, vendor, method, raw_path, status, fault, authorized, scheme = rec
+    path, segments, query = routes.describe_target(raw_path)
+    return {"seq": seq, "time": when, "vendor": vendor, "method": method, "raw_path": raw_path,
+            "path": path, "segments": segments, "query": query, "status": status,
+            "fault": fault, "authorized": authorized, "authorization_scheme": scheme}
 
 
 def _parse_body(body) -> dict:

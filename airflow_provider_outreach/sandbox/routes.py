@@ -11,6 +11,7 @@ import json
 import math
 import time
 import uuid
+from urllib.parse import parse_qs, unquote
 
 from .state import ApiError
 
@@ -130,6 +131,43 @@ def rate_headers(vendor, status, limit, remaining, reset, now, retry_after=None)
         wait = retry_after if retry_after is not None else max(1, math.ceil(reset - now))
         headers.append(("Retry-After", str(wait)))
     return headers
+
+
+# ------------------------------------------------------------ request target
+def split_target(raw: str):
+    """``(path, raw_segments, raw_query)`` of a request target; ``path`` is None if unusable.
+
+    The query starts at the first ``?``; the path is split on ``/`` BEFORE any
+    percent-decoding, so an encoded ``%2F`` stays inside its segment.
+    """
+    target = raw
+    if target.startswith(("http://", "https://")):
+        slash = target.find("/", target.find("//") + 2)
+        target = target[slash:] if slash >= 0 else "/"
+    path, _, raw_query = target.partition("?")
+    if not path.startswith("/"):
+        return None, [], raw_query
+    return path, path.split("/")[1:], raw_query
+
+
+def decode_segments(raw_segments):
+    """Percent-decode each segment on its own (UTF-8, strict); None if one is invalid."""
+    try:
+        return [unquote(seg, errors="strict") for seg in raw_segments]
+    except UnicodeDecodeError:
+        return None
+
+
+def parse_query(raw_query) -> dict:
+    return parse_qs(raw_query, keep_blank_values=True) if raw_query else {}
+
+
+def describe_target(raw: str):
+    """``(vendor-relative raw path, decoded segments after the prefix, query)`` for the log."""
+    path, parts, raw_query = split_target(raw)
+    if path is None or not parts:
+        return path, None, parse_query(raw_query)
+    return path[len(parts[0]) + 1:], decode_segments(parts[1:]), parse_query(raw_query)
 
 
 # ------------------------------------------------------------------ routing

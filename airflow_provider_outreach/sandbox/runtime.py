@@ -429,12 +429,13 @@ class FaultInjector:
 
 
 # ------------------------------------------------------------- request log
-_LOG_FIELDS = ("seq", "time", "vendor", "method", "raw_path", "path", "segments", "query",
-               "status", "fault", "authorized", "authorization_scheme")
-
-
 class RequestLog:
-    """Bounded log of vendor requests, stored as tuples. Call under the state lock."""
+    """Bounded log of vendor requests. Call under the state lock.
+
+    A record is stored as the tuple ``(seq, time, vendor, method, raw_path, status,
+    fault, authorized, authorization_scheme)``; the admin API derives ``path``,
+    ``segments`` and ``query`` from ``raw_path`` when the log is read.
+    """
 
     def __init__(self, limit=100000) -> None:
         self.records = collections.deque(maxlen=limit)
@@ -459,5 +460,4 @@ class RequestLog:
             if vendor is None or rec[2] == vendor:
                 out.append(rec)
         out.reverse()
-        return [dict(zip(_LOG_FIELDS, (r[:6] + (list(r[6]) if r[6] is not None else None,) + r[7:])))
-                for r in out]
+        return out

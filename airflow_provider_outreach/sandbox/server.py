@@ -30,7 +30,6 @@ import time
 import traceback
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, unquote
 
 from . import routes
 from .app import SandboxApp
@@ -175,6 +174,8 @@ class _Handler(BaseHTTPRequestHandler):
         lines.append("Content-Length: %d" % len(body))
         if self.close_connection:
             lines.append("Connection: close")
+        elif self.request_version == "HTTP/1.0":
+            lines.append("Connection: keep-alive")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
         self.wfile.write(head + body)
         if self.server.access_log:
@@ -210,24 +211,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._write(Response(400, routes.JSON_CT, dumps({"error": str(exc)})))
             return
         raw = self.path
-        target = raw
-        if target.startswith(("http://", "https://")):
-            slash = target.find("/", target.find("//") + 2)
-            target = target[slash:] if slash >= 0 else "/"
-        path, _, raw_query = target.partition("?")
-        if not path.startswith("/"):
+        path, parts, raw_query = routes.split_target(raw)
+        if path is None:
             self._write(Response(400, routes.JSON_CT, dumps({"error": "bad request target"})))
             return
-        parts = path.split("/")[1:]
-        try:
-            head = unquote(parts[0], errors="strict")
-        except UnicodeDecodeError:
-            head = None
-        try:
-            segs = [unquote(p, errors="strict") for p in parts[1:]]
-        except UnicodeDecodeError:
-            segs = None
-        query = parse_qs(raw_query, keep_blank_values=True) if raw_query else {}
+        head = (routes.decode_segments(parts[:1]) or [None])[0]
+        segs = routes.decode_segments(parts[1:])
+        query = routes.parse_query(raw_query)
         if head == "_sandbox":
             resp = self.server.app.handle_admin(method, segs, query, body)
         elif head in VENDORS:
