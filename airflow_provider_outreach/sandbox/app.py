@@ -276,6 +276,7 @@ class SandboxApp:
         if name == "objects" and n in (3, 4) and method == "GET":
             try:
                 with self.lock:
+                    self.state.apply_due(time.time())
                     obj = self.state.lookup(segs[1], segs[2], segs[3] if n == 4 else None)
             except KeyError as exc:
                 return _admin_error(404, str(exc.args[0]))

@@ -271,9 +271,11 @@ class SandboxServer:
     """The three fake vendor APIs on one port, with in-memory state.
 
     ``seed`` is a seed document (dict) or the path of a JSON file; ``keys``
-    replaces ``DEFAULT_KEYS`` (see ``runtime.normalize_keys``); ``config`` is a
-    partial config applied at startup. Startup seed, keys and config are what
-    ``POST /_sandbox/reset`` restores.
+    replaces ``DEFAULT_KEYS`` for the vendors it names (see
+    ``runtime.normalize_keys``); ``config`` is a partial config applied at
+    startup. Startup seed, keys and config are what ``POST /_sandbox/reset``
+    restores. ``access_log=True`` writes one line per request to stderr.
+    ``.app`` is the in-process ``SandboxApp`` (state, config, log).
     """
 
     def __init__(self, host="127.0.0.1", port=0, seed=None, keys=None, config=None,
