@@ -22,7 +22,7 @@ _VENDORS = (
 )
 
 #: Module kinds the package ships, per vendor (``<kind>/<vendor>.py``).
-_MODULE_KINDS = ("hooks",)
+_MODULE_KINDS = ("hooks", "operators", "sensors")
 
 _CONN_FIELDS = {
     "rate_limit": {
@@ -78,6 +78,10 @@ def get_provider_info() -> dict:
             _connection_type(conn_type, name, hook, base_url) for conn_type, name, hook, _, base_url in _VENDORS
         ],
     }
+    info["triggers"] = [
+        {"integration-name": name, "python-modules": ["airflow_provider_outreach.triggers.campaign_status"]}
+        for _, name, _, _, _ in _VENDORS
+    ]
     for kind in _MODULE_KINDS:
         info[kind] = [
             {"integration-name": name, "python-modules": [f"airflow_provider_outreach.{kind}.{conn_type}"]}

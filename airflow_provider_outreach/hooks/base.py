@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
+import httpx
 import requests
 import requests.auth
 import tenacity
@@ -47,18 +48,25 @@ _HTML_TAG = re.compile(r"<[^>]+>")
 _HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
-class BearerAuth(requests.auth.AuthBase):
-    """``Authorization: Bearer <key>``, added to each request; the key stays out of reprs."""
+class HeaderAuth(requests.auth.AuthBase, httpx.Auth):
+    """Adds the ``Authorization`` header to each request (requests and httpx alike).
 
-    def __init__(self, api_key: str) -> None:
-        self._api_key = api_key
+    The header value stays out of every repr, so a logged session or client shows no key.
+    """
+
+    def __init__(self, value: str) -> None:
+        self._value = value
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self._api_key}"
+        request.headers["Authorization"] = self._value
         return request
 
+    def auth_flow(self, request: httpx.Request):
+        request.headers["Authorization"] = self._value
+        yield request
+
     def __repr__(self) -> str:
-        return "BearerAuth(***)"
+        return "HeaderAuth(***)"
 
 
 def encode_path_param(name: str, value: Any) -> str:
@@ -159,6 +167,8 @@ class OutreachHook(BaseHook):
     request_id_header: ClassVar[str | None] = None
     #: the cheap authenticated read used by test_connection: (path, query)
     probe: ClassVar[tuple[str, dict[str, Any] | None]]
+    #: where a campaign is read (its status included)
+    campaign_path: ClassVar[str]
 
     def __init__(
         self,
@@ -185,19 +195,26 @@ class OutreachHook(BaseHook):
         self.base_url: str | None = None
         self.timeout: float | tuple[float, float] = DEFAULT_TIMEOUT
         self.pacer = None
+        self.verify = True
+        self.trust_env = True
+        self._auth: HeaderAuth | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.conn_name_attr}={self.conn_id!r})"
 
     # -- what a vendor overrides -------------------------------------------------------
 
-    def auth(self, api_key: str) -> requests.auth.AuthBase:
-        """How requests carry the API key (``Authorization: Bearer`` by default)."""
-        return BearerAuth(api_key)
+    def auth_header(self, api_key: str) -> str:
+        """The ``Authorization`` header value for the API key (Bearer by default)."""
+        return f"Bearer {api_key}"
 
     def error_fields(self, body: Any) -> tuple[str | None, str | None]:
         """``(code, message)`` from a JSON error body; vendors override."""
         return None, None
+
+    def campaign_from(self, body: Any) -> dict[str, Any]:
+        """The campaign object out of the answer to :attr:`campaign_path`."""
+        return body
 
     def campaign_missing(self, error: NotFoundError) -> bool:
         """Whether a 404 says the campaign is missing (rather than the item addressed in it)."""
@@ -213,6 +230,19 @@ class OutreachHook(BaseHook):
         return self._session  # type: ignore[return-value]
 
     def _configure(self, conn: Any) -> None:
+        self.load_connection(conn)
+        session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=64, max_retries=0)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        session.headers.update(self._default_headers())
+        session.verify = self.verify
+        session.trust_env = self.trust_env
+        session.auth = self._auth
+        self._session = session
+
+    def load_connection(self, conn: Any) -> None:
+        """Read the API key, base URL, timeout and pacing from an Airflow connection."""
         api_key = (conn.password or "").strip()
         if not api_key:
             raise ConnectionConfigError(
@@ -222,18 +252,13 @@ class OutreachHook(BaseHook):
         extra = conn.extra_dejson if isinstance(conn.extra_dejson, Mapping) else {}
         self.base_url = self.resolve_base_url(conn.host, conn.port)
         self.timeout = self._resolve_timeout(extra)
-        limit = self._resolve_rate_limit(extra)
-        session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=64, max_retries=0)
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        session.headers["User-Agent"] = USER_AGENT
-        session.headers["Accept"] = "application/json"
-        session.verify = _as_bool(extra.get("verify_ssl", True))
-        session.trust_env = _as_bool(extra.get("trust_env", True))
-        session.auth = self.auth(api_key)
-        self.pacer = get_pacer(self.vendor, self.base_url, api_key, *limit)
-        self._session = session
+        self.verify = _as_bool(extra.get("verify_ssl", True))
+        self.trust_env = _as_bool(extra.get("trust_env", True))
+        self._auth = HeaderAuth(self.auth_header(api_key))
+        self.pacer = get_pacer(self.vendor, self.base_url, api_key, *self._resolve_rate_limit(extra))
+
+    def _default_headers(self) -> dict[str, str]:
+        return {"User-Agent": USER_AGENT, "Accept": "application/json"}
 
     def resolve_base_url(self, host: str | None, port: int | None = None) -> str:
         """The API base URL: the vendor's production URL unless the connection sets a host.
@@ -376,7 +401,7 @@ class OutreachHook(BaseHook):
             except (AttributeError, KeyError, TypeError, IndexError):
                 code, message = None, None
         if not message:
-            message = _readable(text) or response.reason or ""
+            message = _readable(text) or getattr(response, "reason", None) or getattr(response, "reason_phrase", "")
         retry_after = None
         if response.status_code == 429:
             retry_after = info.retry_after if info.retry_after is not None else info.reset_in
@@ -390,6 +415,62 @@ class OutreachHook(BaseHook):
             method=method,
             path=path,
         )
+
+    def get_campaign(self, campaign_id: str) -> dict[str, Any]:
+        """The campaign object, ``status`` included."""
+        return self.campaign_from(self.call("GET", self.campaign_path, campaign_id=campaign_id))
+
+    # -- async calls (triggers) ------------------------------------------------------------
+
+    async def aload_connection(self) -> None:
+        """Load the connection without blocking the event loop."""
+        self.load_connection(await self.aget_connection(self.conn_id))
+
+    def async_client(self) -> httpx.AsyncClient:
+        """An ``httpx.AsyncClient`` for :meth:`acall`; reuse it for a whole polling loop."""
+        if self._auth is None:
+            raise ConnectionConfigError(f"connection {self.conn_id!r} is not loaded: await aload_connection() first")
+        timeout = self.timeout if isinstance(self.timeout, (int, float)) else None
+        if timeout is None:
+            connect, read = self.timeout
+            timeout = httpx.Timeout(read, connect=connect)
+        return httpx.AsyncClient(
+            headers=self._default_headers(),
+            auth=self._auth,
+            verify=self.verify,
+            trust_env=self.trust_env,
+            timeout=timeout,
+        )
+
+    async def acall(
+        self, client: httpx.AsyncClient, method: str, template: str, *, query: Mapping[str, Any] | None = None, **path_params: Any
+    ) -> Any:
+        """The async twin of :meth:`call`: same encoding, retry rule, waits and errors."""
+        path = build_path(template, **path_params)
+        retrying = tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception(lambda exc: is_transient(exc, self.max_inline_wait)),
+            wait=self._wait,
+            stop=self._stop,
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        return await retrying(self._asend_once, client, method, path, query)
+
+    async def _asend_once(self, client: httpx.AsyncClient, method: str, path: str, query: Mapping[str, Any] | None) -> Any:
+        try:
+            response = await client.request(method, self.base_url + path, params=query)
+        except httpx.HTTPError as exc:
+            kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "connection failed"
+            raise TransportError(
+                vendor=self.vendor, method=method, path=path, message=f"{kind} ({type(exc).__name__}: {_snippet(str(exc), 160)})"
+            ) from None
+        if response.status_code >= 400:
+            raise self._error_from(response, method, path, parse_rate_headers(response.headers))
+        return self._json(response, method, path)
+
+    async def aget_campaign(self, client: httpx.AsyncClient, campaign_id: str) -> dict[str, Any]:
+        """The async twin of :meth:`get_campaign`."""
+        return self.campaign_from(await self.acall(client, "GET", self.campaign_path, campaign_id=campaign_id))
 
     # -- connection test -------------------------------------------------------------------
 

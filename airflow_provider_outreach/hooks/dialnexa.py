@@ -19,6 +19,7 @@ class DialnexaHook(OutreachHook):
     conn_type = "dialnexa"
     hook_name = "DialNexa"
     default_base_url = "https://api.dialnexa.com/v1"
+    campaign_path = "/campaigns/{campaign_id}"
     probe = ("/agents", None)
 
     def __init__(self, dialnexa_conn_id: str = default_conn_name, **kwargs: Any) -> None:
@@ -34,9 +35,6 @@ class DialnexaHook(OutreachHook):
         """Remove a lead from its campaign's queue (409 once the campaign is completed or cancelled)."""
         return self.call("DELETE", "/campaigns-leads/{campaign_lead_id}", campaign_lead_id=campaign_lead_id)
 
-    def get_campaign(self, campaign_id: str) -> dict[str, Any]:
-        """The campaign (``id``, ``name``, ``status``, ...)."""
-        return self.call("GET", "/campaigns/{campaign_id}", campaign_id=campaign_id)
 
     def get_campaign_lead(self, campaign_lead_id: str) -> dict[str, Any]:
         """A campaign lead (``id``, ``campaign_id``, ``status``, ``phone_number``, ...)."""

@@ -24,6 +24,7 @@ class LeadlexHook(OutreachHook):
     hook_name = "LeadLex"
     default_base_url = "https://data.leadlex.com/functions/v1/api-gateway"
     request_id_header = "X-Request-ID"
+    campaign_path = "/v1/campaigns/{campaign_id}"
     probe = ("/v1/campaigns", {"per_page": 1})
 
     def __init__(self, leadlex_conn_id: str = default_conn_name, **kwargs: Any) -> None:
@@ -38,6 +39,9 @@ class LeadlexHook(OutreachHook):
     def campaign_missing(self, error: NotFoundError) -> bool:
         return error.code == "campaign_not_found"
 
+    def campaign_from(self, body: Any) -> dict[str, Any]:
+        return body["data"]["campaign"]
+
     def remove_contact(self, campaign_id: str, contact_id: str) -> dict[str, Any]:
         """Unenroll a contact from a campaign."""
         return self.call(
@@ -51,9 +55,6 @@ class LeadlexHook(OutreachHook):
         """Delete a campaign (LeadLex refuses anything but a draft with 409)."""
         return self.call("DELETE", "/v1/campaigns/{campaign_id}", campaign_id=campaign_id)
 
-    def get_campaign(self, campaign_id: str) -> dict[str, Any]:
-        """The campaign object (``id``, ``name``, ``status``, ...), unwrapped from its envelope."""
-        return self.call("GET", "/v1/campaigns/{campaign_id}", campaign_id=campaign_id)["data"]["campaign"]
 
     def pause_campaign(self, campaign_id: str) -> dict[str, Any]:
         """Pause an active campaign; returns the campaign (``id``, ``status``, ``paused_at``)."""

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
-
-import requests.auth
 
 from airflow_provider_outreach.exceptions import NotFoundError
 from airflow_provider_outreach.hooks.base import OutreachHook
@@ -23,13 +22,14 @@ class LemlistHook(OutreachHook):
     hook_name = "lemlist"
     default_base_url = "https://api.lemlist.com/api"
     default_rate_limit = (20, 2.0)
+    campaign_path = "/campaigns/{campaign_id}"
     probe = ("/team", None)
 
     def __init__(self, lemlist_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(lemlist_conn_id, **kwargs)
 
-    def auth(self, api_key: str) -> requests.auth.AuthBase:
-        return requests.auth.HTTPBasicAuth("", api_key)
+    def auth_header(self, api_key: str) -> str:
+        return "Basic " + base64.b64encode(f":{api_key}".encode()).decode()
 
     def error_fields(self, body: Any) -> tuple[str | None, str | None]:
         if isinstance(body, dict):
@@ -61,7 +61,3 @@ class LemlistHook(OutreachHook):
     def add_unsubscribe(self, value: str) -> dict[str, Any]:
         """Suppress an email, ``@domain``, LinkedIn URL or phone team-wide (idempotent)."""
         return self.call("POST", "/v2/unsubscribes/variables/{value}", value=value)
-
-    def get_campaign(self, campaign_id: str) -> dict[str, Any]:
-        """The campaign (``_id``, ``name``, ``status``, ...)."""
-        return self.call("GET", "/campaigns/{campaign_id}", campaign_id=campaign_id)

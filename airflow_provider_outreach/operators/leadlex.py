@@ -1,12 +1,14 @@
-"""LeadLex operators: remove contacts from a campaign."""
+"""LeadLex operators: remove contacts from a campaign, delete draft campaigns."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from airflow_provider_outreach.bulk import ID
+from airflow_provider_outreach.exceptions import ConflictError
 from airflow_provider_outreach.hooks.leadlex import LeadlexHook
 from airflow_provider_outreach.operators.base import OutreachBulkOperator
+from airflow_provider_outreach.statuses import LEADLEX_DELETABLE
 
 _CONN = LeadlexHook.default_conn_name
 
@@ -37,3 +39,40 @@ class LeadlexRemoveContactOperator(OutreachBulkOperator):
 
     def apply(self, hook: LeadlexHook, item: str) -> Any:
         return hook.remove_contact(self.campaign_id, item)
+
+
+class LeadlexDeleteCampaignOperator(OutreachBulkOperator):
+    """Delete LeadLex campaigns that are still drafts, and nothing else.
+
+    Immediately before each DELETE the campaign's status is read; a campaign that is not
+    ``draft`` is not deleted and is reported as failed with the reason
+    ``campaign_not_draft`` and its current status. If it stops being a draft between the
+    check and the DELETE, LeadLex answers 409 ``campaign_not_draft``, reported the same way.
+
+    :param campaign_id: a campaign id or a list of them (templated).
+    :param leadlex_conn_id: LeadLex connection (templated).
+    """
+
+    template_fields = ("campaign_id", "leadlex_conn_id")
+    hook_class = LeadlexHook
+    action = "delete_campaign"
+    item_field = "campaign_id"
+    item_kind = ID
+    conflict_reason = "campaign_not_draft"
+
+    def __init__(self, *, campaign_id: Any, leadlex_conn_id: str = _CONN, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.campaign_id = campaign_id
+        self.leadlex_conn_id = leadlex_conn_id
+
+    def apply(self, hook: LeadlexHook, item: str) -> Any:
+        status = hook.get_campaign(item).get("status")
+        if status != LEADLEX_DELETABLE:
+            raise ConflictError(
+                vendor=hook.vendor,
+                code="campaign_not_draft",
+                method="DELETE",
+                path=f"/v1/campaigns/{item}",
+                message=f"campaign {item} is {status}, not {LEADLEX_DELETABLE}: not deleted",
+            )
+        return hook.delete_campaign(item)

@@ -71,15 +71,23 @@ import re
 import threading
 import time
 
+from airflow_provider_outreach.statuses import (
+    DIALNEXA_LEAD_REMOVAL_CLOSED,
+    LEADLEX_DELETABLE,
+    DialnexaCampaignStatus,
+    LeadlexCampaignStatus,
+    LemlistCampaignStatus,
+)
+
 VENDORS = ("lemlist", "leadlex", "dialnexa")
 
-LEMLIST_CAMPAIGN_STATUSES = ("running", "paused", "draft", "ended", "archived", "errors")
+LEMLIST_CAMPAIGN_STATUSES = tuple(s.value for s in LemlistCampaignStatus)
 LEMLIST_LEAD_STATES = ("active", "unsubscribed", "removed")
-LEADLEX_CAMPAIGN_STATUSES = ("draft", "active", "paused", "completed", "pending_approval")
+LEADLEX_CAMPAIGN_STATUSES = tuple(s.value for s in LeadlexCampaignStatus)
 LEADLEX_ENROLLMENT_STATUSES = ("active", "completed", "bounced")
-DIALNEXA_CAMPAIGN_STATUSES = ("draft", "active", "running", "paused", "completed", "cancelled")
+DIALNEXA_CAMPAIGN_STATUSES = tuple(s.value for s in DialnexaCampaignStatus)
 DIALNEXA_LEAD_STATUSES = ("pending", "in_progress", "completed", "failed", "removed")
-DIALNEXA_TERMINAL = ("completed", "cancelled")
+DIALNEXA_TERMINAL = DIALNEXA_LEAD_REMOVAL_CLOSED
 
 _ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -641,7 +649,7 @@ class SandboxState:
 
     def leadlex_delete_campaign(self, cid) -> dict:
         camp = self._leadlex_campaign(cid)
-        if camp["status"] != "draft":
+        if camp["status"] != LEADLEX_DELETABLE:
             raise ApiError(409, "Only draft campaigns can be deleted", "campaign_not_draft")
         del self.leadlex_campaigns[cid]
         del self.leadlex_contacts[cid]

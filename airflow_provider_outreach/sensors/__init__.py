@@ -1,0 +1,1 @@
+"""Sensors: wait for a campaign to reach a status, poking or deferred."""

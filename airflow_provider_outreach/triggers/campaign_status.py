@@ -1,0 +1,129 @@
+"""Polls a campaign's status on the triggerer until it reaches a target, a failure status
+or the deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.sdk.module_loading import import_string
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_outreach.exceptions import NotFoundError, OutreachAPIError, RateLimitError, ServerError, TransportError
+
+HOOKS = {
+    "lemlist": "airflow_provider_outreach.hooks.lemlist.LemlistHook",
+    "leadlex": "airflow_provider_outreach.hooks.leadlex.LeadlexHook",
+    "dialnexa": "airflow_provider_outreach.hooks.dialnexa.DialnexaHook",
+}
+#: errors worth polling through: the API is slow, limiting or briefly unreachable
+_TRANSIENT = (ServerError, TransportError, RateLimitError)
+
+
+class CampaignStatusTrigger(BaseTrigger):
+    """Poll ``GET campaign`` with one async client until the status settles.
+
+    Yields exactly one JSON event ``{"status": "success" | "failure" | "timeout" | "error",
+    "campaign_id", "campaign_status", "message"}``.
+
+    :param vendor: ``lemlist``, ``leadlex`` or ``dialnexa``.
+    :param conn_id: the vendor connection.
+    :param campaign_id: campaign to watch.
+    :param target_statuses: statuses that end the wait successfully.
+    :param failure_statuses: statuses that end it with a failure.
+    :param poll_interval: seconds between polls.
+    :param deadline: absolute end of the wait (epoch seconds), kept across triggerer restarts.
+    """
+
+    def __init__(
+        self,
+        *,
+        vendor: str,
+        conn_id: str,
+        campaign_id: str,
+        target_statuses: list[str],
+        failure_statuses: list[str],
+        poll_interval: float,
+        deadline: float,
+    ) -> None:
+        super().__init__()
+        if vendor not in HOOKS:
+            raise ValueError(f"unknown vendor {vendor!r}; expected one of {sorted(HOOKS)}")
+        self.vendor = vendor
+        self.conn_id = conn_id
+        self.campaign_id = campaign_id
+        self.target_statuses = sorted(target_statuses)
+        self.failure_statuses = sorted(failure_statuses)
+        self.poll_interval = float(poll_interval)
+        self.deadline = float(deadline)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "vendor": self.vendor,
+                "conn_id": self.conn_id,
+                "campaign_id": self.campaign_id,
+                "target_statuses": self.target_statuses,
+                "failure_statuses": self.failure_statuses,
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+            },
+        )
+
+    def _event(self, status: str, campaign_status: str | None, message: str) -> TriggerEvent:
+        return TriggerEvent(
+            {"status": status, "campaign_id": self.campaign_id, "campaign_status": campaign_status, "message": message}
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        # a few quick retries inside one poll; anything longer is the polling loop's job
+        hook = import_string(HOOKS[self.vendor])(
+            self.conn_id,
+            max_attempts=3,
+            backoff=min(0.5, self.poll_interval / 4),
+            max_retry_wait=self.poll_interval,
+            max_inline_wait=self.poll_interval,
+        )
+        try:
+            await hook.aload_connection()
+        except Exception as exc:
+            yield self._event("error", None, f"cannot use connection {self.conn_id!r}: {exc}")
+            return
+        where = f"{self.vendor} campaign {self.campaign_id}"
+        status: str | None = None
+        async with hook.async_client() as client:
+            while True:
+                left = self.deadline - time.time()
+                if left <= 0:
+                    yield self._event(
+                        "timeout", status, f"{where} did not reach {self.target_statuses} in time (last status: {status})"
+                    )
+                    return
+                pause = self.poll_interval
+                try:
+                    campaign = await hook.aget_campaign(client, self.campaign_id)
+                except NotFoundError:
+                    yield self._event("error", None, f"campaign {self.campaign_id} not found on {self.vendor}")
+                    return
+                except _TRANSIENT as exc:
+                    self.log.warning("%s: %s; polling again", where, exc)
+                    if isinstance(exc, RateLimitError) and exc.retry_after:
+                        pause = max(pause, exc.retry_after)
+                except OutreachAPIError as exc:
+                    yield self._event("error", status, str(exc))
+                    return
+                else:
+                    status = str(campaign.get("status"))
+                    if status in self.target_statuses:
+                        yield self._event("success", status, f"{where} is {status}")
+                        return
+                    if status in self.failure_statuses:
+                        yield self._event(
+                            "failure", status, f"{where} is {status}; it will not become {'/'.join(self.target_statuses)}"
+                        )
+                        return
+                    self.log.info("%s is %s; waiting for %s", where, status, self.target_statuses)
+                await asyncio.sleep(max(0.0, min(pause, self.deadline - time.time())))
