@@ -230,6 +230,7 @@ def classify(
     missing_ok: bool,
     conflict_reason: str | None = None,
     campaign_missing: Callable[[NotFoundError], bool] | None = None,
+    conflict_absent: bool = False,
 ) -> tuple[str, dict[str, Any]]:
     """Outcome and details for a failed call.
 
@@ -239,6 +240,8 @@ def classify(
     parent_gone = isinstance(exc, NotFoundError) and campaign_missing is not None and campaign_missing(exc)
     if isinstance(exc, NotFoundError) and missing_ok and not parent_gone:
         return ALREADY_ABSENT, {"status": exc.status_code, "message": exc.message}
+    if isinstance(exc, ConflictError) and conflict_absent:
+        return ALREADY_ABSENT, {"status": exc.status_code, "message": f"{conflict_reason or 'conflict'}: {exc.message}"}
     if isinstance(exc, OutreachAPIError):
         if isinstance(exc, ConflictError) and conflict_reason:
             reason = conflict_reason
@@ -264,6 +267,7 @@ def run_bulk(
     max_inline_wait: float,
     conflict_reason: str | None = None,
     campaign_missing: Callable[[NotFoundError], bool] | None = None,
+    conflict_absent: bool = False,
     logger: logging.Logger | logging.LoggerAdapter = log,
     progress_every: float = PROGRESS_EVERY,
 ) -> QuotaPause | None:
@@ -284,13 +288,13 @@ def run_bulk(
             call(item)
         except RateLimitError as exc:
             if exc.retry_after is None or exc.retry_after <= max_inline_wait:
-                outcome, details = classify(exc, missing_ok, conflict_reason, campaign_missing)
+                outcome, details = classify(exc, missing_ok, conflict_reason, campaign_missing, conflict_absent)
             else:  # the API refused it (or it was never sent): try again after the pause
                 with lock:
                     pause.append(exc)
                 raise _Paused() from None
         except Exception as exc:  # every failure becomes a reported outcome
-            outcome, details = classify(exc, missing_ok, conflict_reason, campaign_missing)
+            outcome, details = classify(exc, missing_ok, conflict_reason, campaign_missing, conflict_absent)
         else:
             outcome, details = DONE, {}
         with lock:

@@ -56,6 +56,8 @@ class OutreachBulkOperator(BaseOperator):
     fixed_fields: ClassVar[tuple[str, ...]] = ()
     #: report reason for a 409 (None: a generic failure)
     conflict_reason: ClassVar[str | None] = None
+    #: count a 409 as ``already_absent`` (the action can never be needed again)
+    conflict_absent: bool = False
 
     ui_color = "#fde9e7"
 
@@ -152,6 +154,7 @@ class OutreachBulkOperator(BaseOperator):
             max_inline_wait=self.max_inline_wait,
             conflict_reason=self.conflict_reason,
             campaign_missing=hook.campaign_missing if "campaign_id" in self.fixed_fields else None,
+            conflict_absent=self.conflict_absent,
             logger=self.log,
         )
         if pause is None:

@@ -15,10 +15,12 @@ class DialnexaRemoveCampaignLeadOperator(OutreachBulkOperator):
     """Remove campaign leads from DialNexa call queues so they are never dialled.
 
     A lead whose campaign is completed or cancelled cannot be removed any more (409): it
-    is reported as failed with the reason ``campaign_closed``.
+    is reported as failed with the reason ``campaign_closed``, or, with
+    ``closed_campaign_ok=True``, as ``already_absent`` (such a lead is never dialled again).
 
     :param campaign_lead_id: a campaign-lead id or a list of them (templated).
     :param dialnexa_conn_id: DialNexa connection (templated).
+    :param closed_campaign_ok: count leads of completed/cancelled campaigns as already absent.
     """
 
     template_fields = ("campaign_lead_id", "dialnexa_conn_id")
@@ -28,10 +30,14 @@ class DialnexaRemoveCampaignLeadOperator(OutreachBulkOperator):
     item_kind = ID
     conflict_reason = "campaign_closed"
 
-    def __init__(self, *, campaign_lead_id: Any, dialnexa_conn_id: str = _CONN, **kwargs: Any) -> None:
+    def __init__(
+        self, *, campaign_lead_id: Any, dialnexa_conn_id: str = _CONN, closed_campaign_ok: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.campaign_lead_id = campaign_lead_id
         self.dialnexa_conn_id = dialnexa_conn_id
+        self.closed_campaign_ok = closed_campaign_ok
+        self.conflict_absent = closed_campaign_ok
 
     def apply(self, hook: DialnexaHook, item: str) -> Any:
         return hook.remove_campaign_lead(item)

@@ -190,3 +190,9 @@ def test_missing_campaign_is_a_failure_even_with_missing_ok(seeded, context):
     report = op.execute(context)
     assert report["items"]["failed"] == ["ctc_ann"]
     assert report["failures"][0]["reason"] == "campaign_not_found"
+
+
+def test_dialnexa_closed_campaign_ok_counts_as_absent(seeded, context):
+    op = DialnexaRemoveCampaignLeadOperator(task_id="t", campaign_lead_id=["cl_old", "cl_bob"], closed_campaign_ok=True)
+    report = op.execute(context)
+    assert report["items"] == {"done": ["cl_bob"], "already_absent": ["cl_old"], "failed": []}
