@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: test bench sandbox install clean
+.PHONY: test demo airflow bench sandbox install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,12 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(BIN)/python demo/run.py
+
+airflow: $(STAMP)
+	bash demo/airflow.sh
 
 bench: $(STAMP)
 	$(BIN)/python bench/bulk_throughput.py

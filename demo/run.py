@@ -1,0 +1,176 @@
+"""``make demo``: the suppression sync, end to end, on the local sandbox and a SQLite warehouse.
+
+Starts the sandbox with its demo data, builds an embedded warehouse with a day of
+opt-outs, points Airflow connections at both, runs ``outreach_suppression_sync`` and
+``outreach_draft_campaign_cleanup`` for real (``dag.test()`` with a throwaway
+AIRFLOW_HOME), prints a short report and exits 0 only when every opt-out is honoured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+HOME = Path(tempfile.mkdtemp(prefix="outreach-demo-"))
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(HOME),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "example_dags"),
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",  # the full log goes to a file; the report to the terminal
+    }
+)
+sys.path.insert(0, str(REPO))
+
+import pendulum  # noqa: E402
+
+from airflow_provider_outreach.sandbox import DEFAULT_KEYS, SandboxClient  # noqa: E402
+from demo import verify, warehouse  # noqa: E402
+
+SEED = REPO / "airflow_provider_outreach" / "sandbox" / "demo_seed.json"
+
+
+def start_sandbox() -> tuple[subprocess.Popen, str]:
+    port_file = HOME / "sandbox.port"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_outreach.sandbox", "--demo", "--port", "0", "--port-file", str(port_file)],
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while not (port_file.exists() and port_file.read_text().strip()):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("the sandbox did not start")
+        time.sleep(0.05)
+    return proc, f"http://127.0.0.1:{port_file.read_text().strip()}"
+
+
+@contextmanager
+def quiet(log_path: Path):
+    """Send Airflow's console output to a log file while DAGs run."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log_path, "ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+
+
+def set_connections(url: str, warehouse_db: Path) -> None:
+    for vendor, key in DEFAULT_KEYS.items():
+        os.environ[f"AIRFLOW_CONN_{vendor.upper()}_DEFAULT"] = json.dumps(
+            {"conn_type": vendor, "host": f"{url}/{vendor}", "password": key}
+        )
+    os.environ["AIRFLOW_CONN_OUTREACH_WAREHOUSE"] = json.dumps({"conn_type": "sqlite", "host": str(warehouse_db)})
+
+
+def main() -> int:
+    started = time.monotonic()
+    proc, url = start_sandbox()
+    log_path = HOME / "airflow-demo.log"
+    try:
+        sandbox = SandboxClient(url)
+        seed = json.loads(SEED.read_text())
+        people = warehouse.emails_in(seed)
+        in_window = people[::4] + ["Person008@Example.com", "new.signup@example.org"]
+        before_window = people[2::9][:10]
+        before_window = [e for e in before_window if e.lower() not in {x.lower() for x in in_window}]
+        window_start = pendulum.today("UTC").subtract(days=1)
+        warehouse_db = HOME / "warehouse.db"
+        warehouse.build(warehouse_db, seed, in_window, before_window, window_start)
+        set_connections(url, warehouse_db)
+        before = sandbox.state()
+
+        with quiet(log_path):
+            from airflow.dag_processing.dagbag import DagBag
+            from airflow.utils import db
+
+            db.initdb()
+            bag = DagBag(dag_folder=str(REPO / "example_dags"))
+            if bag.import_errors:
+                raise SystemExit(f"example DAGs failed to import: {bag.import_errors}")
+            # the run at the end of the day being synced covers exactly that day
+            sync_run = bag.get_dag("outreach_suppression_sync").test(logical_date=window_start.add(days=1))
+
+            drafts = [cid for cid, c in before["leadlex"]["campaigns"].items() if c["status"] == "draft"]
+            pending = [cid for cid, c in before["leadlex"]["campaigns"].items() if c["status"] == "pending_approval"]
+            completed = [cid for cid, c in before["leadlex"]["campaigns"].items() if c["status"] == "completed"]
+            for cid in pending:  # approval is pending: it is turned back into a draft while we wait
+                sandbox.set_campaign_status("leadlex", cid, "draft", after_seconds=3)
+            cleanup_run = bag.get_dag("outreach_draft_campaign_cleanup").test(
+                run_conf={"campaign_ids": drafts + pending}
+            )
+            summary = _xcom(sync_run, "summary")
+
+        after = sandbox.state()
+        honoured = verify.suppression_state(after, in_window)
+        untouched = verify.changed(before, after, before_window)
+        audit_rows = sqlite3.connect(warehouse_db).execute(
+            "SELECT outcome, count(*) FROM outreach_suppression_audit GROUP BY outcome ORDER BY outcome"
+        ).fetchall()
+        deleted = [cid for cid in drafts + pending if cid not in after["leadlex"]["campaigns"]]
+        spared = [cid for cid in completed if cid in after["leadlex"]["campaigns"]]
+
+        print("\nOutreach suppression sync — demo report")
+        print(f"  warehouse: {len(in_window)} opt-outs on {window_start.to_date_string()} "
+              f"(+{len(before_window)} from earlier days, which this run must leave alone)")
+        print(f"  outreach_suppression_sync run: {sync_run.state}")
+        for key, counts in sorted((summary or {}).items()):
+            print(f"    {key:<36} done {counts['done']:>4}   already absent {counts['already_absent']:>4}   "
+                  f"failed {counts['failed']:>3}")
+        print("  audit rows in the warehouse: " + ", ".join(f"{n} {outcome}" for outcome, n in audit_rows))
+        print("  sandbox end state (every opted-out person, every tool):")
+        for tool, parts in honoured.items():
+            print(f"    {tool:<9} honoured {len(parts['honoured']):>3} / {len(in_window)}"
+                  + (f"   NOT honoured: {parts['not_honoured']}" if parts["not_honoured"] else ""))
+        print(f"    people outside the synced day changed: {len(untouched)}" + (f" {untouched}" if untouched else ""))
+        print(f"  outreach_draft_campaign_cleanup run: {cleanup_run.state}; deleted {len(deleted)} of "
+              f"{len(drafts + pending)} draft campaigns; completed campaigns left alone: {len(spared)}/{len(completed)}")
+        ok = (
+            sync_run.state == "success"
+            and cleanup_run.state == "success"
+            and not any(parts["not_honoured"] for parts in honoured.values())
+            and not untouched
+            and len(deleted) == len(drafts + pending)
+        )
+        print(f"  result: {'OK' if ok else 'FAILED'} in {time.monotonic() - started:.0f} s "
+              f"(Airflow output: {log_path})")
+        return 0 if ok else 1
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _xcom(dag_run, task_id: str):
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        row = session.scalars(
+            select(XComModel).where(
+                XComModel.dag_id == dag_run.dag_id,
+                XComModel.run_id == dag_run.run_id,
+                XComModel.task_id == task_id,
+                XComModel.key == "return_value",
+            )
+        ).first()
+        return None if row is None else XComModel.deserialize_value(row)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""The demo's embedded SQLite warehouse: opt-outs plus the tools' id mappings.
+
+Built from a sandbox seed document: the people, enrollments and campaign leads it holds.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pendulum
+
+SCHEMA = """
+CREATE TABLE crm_optouts (email TEXT NOT NULL, opted_out_at TEXT NOT NULL, batch_id TEXT);
+CREATE TABLE leadlex_enrollments (email TEXT NOT NULL, campaign_id TEXT NOT NULL, contact_id TEXT NOT NULL);
+CREATE TABLE dialnexa_campaign_leads (email TEXT NOT NULL, campaign_lead_id TEXT NOT NULL);
+"""
+
+
+def emails_in(seed: dict[str, Any]) -> list[str]:
+    """Every person's email in the seed, in a stable order."""
+    found = set()
+    for campaign in seed.get("lemlist", {}).get("campaigns", []):
+        found.update(lead["email"].lower() for lead in campaign.get("leads", []))
+    for campaign in seed.get("leadlex", {}).get("campaigns", []):
+        for key in ("contacts", "removed_contacts"):
+            found.update(c["email"].lower() for c in campaign.get(key, []))
+    for campaign in seed.get("dialnexa", {}).get("campaigns", []):
+        found.update(lead["email"].lower() for lead in campaign.get("leads", []) if lead.get("email"))
+    return sorted(found)
+
+
+def build(path: Path, seed: dict[str, Any], in_window: list[str], before_window: list[str], window_start: pendulum.DateTime) -> None:
+    """Create the warehouse: opt-outs inside the day being synced and a few from earlier days."""
+    path.unlink(missing_ok=True)
+    db = sqlite3.connect(path)
+    db.executescript(SCHEMA)
+    rows = [(e, window_start.add(minutes=7 * i).isoformat(), None) for i, e in enumerate(in_window)]
+    rows += [(e, window_start.subtract(days=3).add(minutes=i).isoformat(), None) for i, e in enumerate(before_window)]
+    db.executemany("INSERT INTO crm_optouts VALUES (?, ?, ?)", rows)
+    for campaign in seed.get("leadlex", {}).get("campaigns", []):
+        for key in ("contacts", "removed_contacts"):  # removed ones were synced before their removal
+            db.executemany(
+                "INSERT INTO leadlex_enrollments VALUES (?, ?, ?)",
+                [(c["email"], campaign["id"], c["contact_id"]) for c in campaign.get(key, [])],
+            )
+    for campaign in seed.get("dialnexa", {}).get("campaigns", []):
+        db.executemany(
+            "INSERT INTO dialnexa_campaign_leads VALUES (?, ?)",
+            [(lead["email"], lead["id"]) for lead in campaign.get("leads", []) if lead.get("email")],
+        )
+    db.commit()
+    db.close()
