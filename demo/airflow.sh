@@ -21,8 +21,15 @@ export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:$PORT/execution
 SANDBOX=$!
 AIRFLOW=""
 cleanup() {
-  [ -n "$AIRFLOW" ] && kill -INT "$AIRFLOW" 2>/dev/null && wait "$AIRFLOW" 2>/dev/null || true
+  trap - EXIT INT TERM
+  if [ -n "$AIRFLOW" ] && kill -0 "$AIRFLOW" 2>/dev/null; then
+    echo "Stopping Airflow..."
+    kill -INT "$AIRFLOW" 2>/dev/null || true          # standalone stops its components
+    for _ in $(seq 30); do kill -0 "$AIRFLOW" 2>/dev/null || break; sleep 1; done
+    kill -KILL -- "-$AIRFLOW" 2>/dev/null || true     # whatever of its session is left
+  fi
   kill "$SANDBOX" 2>/dev/null || true
+  wait 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
 for _ in $(seq 100); do [ -s "$AIRFLOW_HOME/sandbox.port" ] && break; sleep 0.1; done
@@ -42,8 +49,10 @@ warehouse.build(Path(sys.argv[1]), seed, people[::4], people[2::9][:10], pendulu
 PYEOF
 export AIRFLOW_CONN_OUTREACH_WAREHOUSE="{\"conn_type\": \"sqlite\", \"host\": \"$AIRFLOW_HOME/warehouse.db\"}"
 
-# SIGINT must reach `airflow standalone` even when this script runs in the background
-"$PY" -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])' \
+# standalone runs in a session of its own: Ctrl-C reaches this script only, which then
+# interrupts standalone exactly once (SIGINT is restored even if this script runs in the
+# background) and finally clears the whole session
+"$PY" -c 'import os, signal, sys; os.setsid(); signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])' \
   "$REPO/.venv/bin/airflow" standalone >"$AIRFLOW_HOME/standalone.log" 2>&1 &
 AIRFLOW=$!
 for _ in $(seq 120); do
