@@ -114,14 +114,15 @@ def main() -> int:
             cleanup_run = bag.get_dag("outreach_draft_campaign_cleanup").test(
                 run_conf={"campaign_ids": drafts + pending}
             )
-            summary = _xcom(sync_run, "summary")
 
         after = sandbox.state()
         honoured = verify.suppression_state(after, in_window)
         untouched = verify.changed(before, after, before_window)
-        audit_rows = sqlite3.connect(warehouse_db).execute(
-            "SELECT outcome, count(*) FROM outreach_suppression_audit GROUP BY outcome ORDER BY outcome"
-        ).fetchall()
+        summary: dict[str, dict[str, int]] = {}
+        for vendor, action, outcome, n in sqlite3.connect(warehouse_db).execute(
+            "SELECT vendor, action, outcome, count(*) FROM outreach_suppression_audit GROUP BY vendor, action, outcome"
+        ):
+            summary.setdefault(f"{vendor} {action}", {"done": 0, "already_absent": 0, "failed": 0})[outcome] = n
         deleted = [cid for cid in drafts + pending if cid not in after["leadlex"]["campaigns"]]
         spared = [cid for cid in completed if cid in after["leadlex"]["campaigns"]]
 
@@ -129,10 +130,10 @@ def main() -> int:
         print(f"  warehouse: {len(in_window)} opt-outs on {window_start.to_date_string()} "
               f"(+{len(before_window)} from earlier days, which this run must leave alone)")
         print(f"  outreach_suppression_sync run: {sync_run.state}")
-        for key, counts in sorted((summary or {}).items()):
+        print("  audit rows written to the warehouse, per tool and action:")
+        for key, counts in sorted(summary.items()):
             print(f"    {key:<36} done {counts['done']:>4}   already absent {counts['already_absent']:>4}   "
                   f"failed {counts['failed']:>3}")
-        print("  audit rows in the warehouse: " + ", ".join(f"{n} {outcome}" for outcome, n in audit_rows))
         print("  sandbox end state (every opted-out person, every tool):")
         for tool, parts in honoured.items():
             print(f"    {tool:<9} honoured {len(parts['honoured']):>3} / {len(in_window)}"
@@ -143,6 +144,8 @@ def main() -> int:
         ok = (
             sync_run.state == "success"
             and cleanup_run.state == "success"
+            and summary
+            and not any(counts["failed"] for counts in summary.values())
             and not any(parts["not_honoured"] for parts in honoured.values())
             and not untouched
             and len(deleted) == len(drafts + pending)
@@ -153,23 +156,6 @@ def main() -> int:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-
-
-def _xcom(dag_run, task_id: str):
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        row = session.scalars(
-            select(XComModel).where(
-                XComModel.dag_id == dag_run.dag_id,
-                XComModel.run_id == dag_run.run_id,
-                XComModel.task_id == task_id,
-                XComModel.key == "return_value",
-            )
-        ).first()
-        return None if row is None else XComModel.deserialize_value(row)
 
 
 if __name__ == "__main__":

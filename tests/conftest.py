@@ -16,6 +16,7 @@ import pytest  # noqa: E402
 
 from airflow_provider_outreach.pacing import reset_pacers  # noqa: E402
 from airflow_provider_outreach.sandbox import DEFAULT_KEYS  # noqa: E402
+from tests.seeds import base_seed  # noqa: E402
 
 pytest_plugins = ["airflow_provider_outreach.sandbox.pytest_plugin"]
 
@@ -31,6 +32,13 @@ def _fresh_pacers():
     reset_pacers()
     yield
     reset_pacers()
+
+
+@pytest.fixture
+def seeded(sandbox, connections):
+    """The sandbox with the small shared seed, and connections to it."""
+    sandbox.seed(base_seed())
+    return sandbox
 
 
 @pytest.fixture

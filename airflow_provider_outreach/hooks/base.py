@@ -73,7 +73,8 @@ def encode_path_param(name: str, value: Any) -> str:
     """Percent-encode one path parameter so it arrives as exactly one path segment.
 
     :raises InvalidInputError: for a value that encoding cannot protect (not a string,
-        empty, whitespace only, ``.`` or ``..``) or that is unreasonably long.
+        empty, whitespace only, ``.`` or ``..``, not encodable as UTF-8) or that is
+        unreasonably long.
     """
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise InvalidInputError(f"{name} must be a string, got {type(value).__name__}")
@@ -84,7 +85,10 @@ def encode_path_param(name: str, value: Any) -> str:
         raise InvalidInputError(f"{name} must not be {text!r} (it would address the parent path)")
     if len(text) > MAX_PATH_PARAM_LENGTH:
         raise InvalidInputError(f"{name} is {len(text)} characters long; at most {MAX_PATH_PARAM_LENGTH} are accepted")
-    return quote(text, safe="")
+    try:
+        return quote(text, safe="")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(f"{name} is not valid text: {exc.reason} at position {exc.start}") from None
 
 
 def build_path(template: str, **params: Any) -> str:
@@ -321,14 +325,17 @@ class OutreachHook(BaseHook):
         """
         path = build_path(template, **path_params)
         session = self.get_conn()
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(lambda exc: is_transient(exc, self.max_inline_wait)),
-            wait=self._wait,
-            stop=self._stop,
-            before_sleep=self._log_retry,
-            reraise=True,
-        )
-        return retrying(self._send_once, session, method, path, query, json_body)
+        return tenacity.Retrying(**self._retry_policy())(self._send_once, session, method, path, query, json_body)
+
+    def _retry_policy(self) -> dict[str, Any]:
+        """The one retry policy of sync and async calls: what, how long, how often."""
+        return {
+            "retry": tenacity.retry_if_exception(lambda exc: is_transient(exc, self.max_inline_wait)),
+            "wait": self._wait,
+            "stop": self._stop,
+            "before_sleep": self._log_retry,
+            "reraise": True,
+        }
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -447,14 +454,7 @@ class OutreachHook(BaseHook):
     ) -> Any:
         """The async twin of :meth:`call`: same encoding, retry rule, waits and errors."""
         path = build_path(template, **path_params)
-        retrying = tenacity.AsyncRetrying(
-            retry=tenacity.retry_if_exception(lambda exc: is_transient(exc, self.max_inline_wait)),
-            wait=self._wait,
-            stop=self._stop,
-            before_sleep=self._log_retry,
-            reraise=True,
-        )
-        return await retrying(self._asend_once, client, method, path, query)
+        return await tenacity.AsyncRetrying(**self._retry_policy())(self._asend_once, client, method, path, query)
 
     async def _asend_once(self, client: httpx.AsyncClient, method: str, path: str, query: Mapping[str, Any] | None) -> Any:
         try:

@@ -16,13 +16,7 @@ from airflow_provider_outreach.exceptions import (
 from airflow_provider_outreach.hooks.dialnexa import DialnexaHook
 from airflow_provider_outreach.hooks.leadlex import LeadlexHook
 from airflow_provider_outreach.hooks.lemlist import LemlistHook
-from tests.seeds import base_seed
 
-
-@pytest.fixture
-def seeded(sandbox, connections):
-    sandbox.seed(base_seed())
-    return sandbox
 
 
 def _last(sandbox, vendor):

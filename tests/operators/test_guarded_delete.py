@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 
 from airflow_provider_outreach.operators.leadlex import LeadlexDeleteCampaignOperator
-from tests.seeds import base_seed
 
-
-@pytest.fixture
-def seeded(sandbox, connections):
-    sandbox.seed(base_seed())
-    return sandbox
 
 
 def _deletes(sandbox):

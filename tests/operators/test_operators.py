@@ -16,15 +16,9 @@ from airflow_provider_outreach.operators.lemlist import (
     LemlistMarkNotInterestedOperator,
     LemlistUnsubscribeLeadOperator,
 )
-from tests.seeds import base_seed
 
 REPORT_KEYS = {"vendor", "action", "dry_run", "counts", "items", "failures", "duplicates"}
 
-
-@pytest.fixture
-def seeded(sandbox, connections):
-    sandbox.seed(base_seed())
-    return sandbox
 
 
 def _writes(sandbox):

@@ -12,15 +12,9 @@ from airflow_provider_outreach.sensors.leadlex import LeadlexCampaignStatusSenso
 from airflow_provider_outreach.sensors.lemlist import LemlistCampaignStatusSensor
 from airflow_provider_outreach.triggers.campaign_status import CampaignStatusTrigger
 from tests.dagtest import new_dag, run_dag, task_states, xcom
-from tests.seeds import base_seed
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
-
-@pytest.fixture
-def seeded(sandbox, connections):
-    sandbox.seed(base_seed())
-    return sandbox
 
 
 @pytest.mark.parametrize(

@@ -8,15 +8,9 @@ import time
 import pytest
 
 from airflow_provider_outreach.triggers.campaign_status import CampaignStatusTrigger
-from tests.seeds import base_seed
 
 CLASSPATH = "airflow_provider_outreach.triggers.campaign_status.CampaignStatusTrigger"
 
-
-@pytest.fixture
-def seeded(sandbox, connections):
-    sandbox.seed(base_seed())
-    return sandbox
 
 
 def _trigger(**overrides) -> CampaignStatusTrigger:
