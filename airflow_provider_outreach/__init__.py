@@ -41,6 +41,11 @@ _CONN_FIELDS = {
         "description": "Connect and read timeout; empty for 10 s connect, 30 s read.",
         "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
     },
+    "verify_ssl": {
+        "label": "Verify TLS certificates",
+        "description": "Leave on; turn off only for a proxy you trust that presents its own certificate.",
+        "schema": {"type": ["boolean", "null"]},
+    },
 }
 
 
