@@ -36,8 +36,8 @@ OUTCOMES = (DONE, ALREADY_ABSENT, FAILED, WOULD_DO)
 
 PROGRESS_EVERY = 10.0
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_DOMAIN = re.compile(r"^@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_DOMAIN = re.compile(r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+")
 
 
 # -- item kinds: how items are normalised (for de-duplication) and validated ---------------
@@ -53,14 +53,14 @@ def check_id(item: str) -> str | None:
 
 
 def check_email(item: str) -> str | None:
-    if not _EMAIL.match(item):
+    if not _EMAIL.fullmatch(item):
         return "not a valid email address"
     return check_id(item)
 
 
 def check_email_or_domain(item: str) -> str | None:
     if item.startswith("@"):
-        return None if _DOMAIN.match(item) else "not a valid @domain"
+        return None if _DOMAIN.fullmatch(item) else "not a valid @domain"
     return check_email(item)
 
 

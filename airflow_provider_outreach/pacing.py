@@ -233,13 +233,16 @@ class Pacer:
             reset_at = now + info.reset_in
             if info.limit is not None:
                 self._window_limit = info.limit
+            # A reset later than the one known starts a new window (the old one ended, or a
+            # short 429 window is over): its count replaces what was left of the old one.
+            new_window = self._reset_at is not None and reset_at > self._reset_at + 0.5
             if self._reset_at is None or abs(reset_at - self._reset_at) > 0.5:
                 self._reset_at = reset_at
             # Requests sent after this one may not be counted by the API yet. Answers can
-            # arrive out of order, so a later answer never raises what is left to spend:
-            # only the window's reset does.
+            # arrive out of order, so within a window a later answer never raises what is
+            # left to spend: only the window's reset does.
             left = info.remaining - sum(1 for t in self._inflight if t > ticket)
-            self._tokens = left if self._tokens is None else min(self._tokens, left)
+            self._tokens = left if self._tokens is None or new_window else min(self._tokens, left)
 
     def block_for(self, seconds: float) -> None:
         """Hold every thread back for ``seconds`` (the API asked us to wait)."""

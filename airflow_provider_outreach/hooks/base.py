@@ -367,7 +367,10 @@ class OutreachHook(BaseHook):
             ) from None
         response = None
         try:
-            response = session.request(method, self.base_url + path, params=query, json=json_body, timeout=self.timeout)
+            # verify per request: requests lets REQUESTS_CA_BUNDLE override a session's verify=False
+            response = session.request(
+                method, self.base_url + path, params=query, json=json_body, timeout=self.timeout, verify=self.verify
+            )
         except requests.RequestException as exc:
             raise TransportError(vendor=self.vendor, method=method, path=path, message=_describe_transport(exc)) from None
         finally:
@@ -515,4 +518,5 @@ def _describe_transport(exc: requests.RequestException) -> str:
     else:
         kind = "request failed"
     reason = exc.args[0] if exc.args else exc
+    reason = getattr(reason, "reason", None) or reason  # the cause urllib3 wraps in MaxRetryError
     return f"{kind} ({type(exc).__name__}: {_snippet(str(reason), 160)})"

@@ -145,6 +145,7 @@ class OutreachBulkOperator(BaseOperator):
                 report.record(item, WOULD_DO)
             return self._finish(context, report, audited)
         hook = self.get_hook()
+        hook.get_conn()  # an unusable connection fails the task once, before any item is tried
         pause = run_bulk(
             todo,
             lambda item: self.apply(hook, item),

@@ -104,7 +104,10 @@ class CampaignStatusTrigger(BaseTrigger):
                     return
                 pause = self.poll_interval
                 try:
-                    campaign = await hook.aget_campaign(client, self.campaign_id)
+                    # a slow or retried poll must not carry the wait past the deadline
+                    campaign = await asyncio.wait_for(hook.aget_campaign(client, self.campaign_id), timeout=left)
+                except asyncio.TimeoutError:
+                    continue
                 except NotFoundError:
                     yield self._event("error", None, f"campaign {self.campaign_id} not found on {self.vendor}")
                     return
