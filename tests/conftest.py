@@ -16,6 +16,7 @@ import pytest  # noqa: E402
 
 from airflow_provider_outreach.pacing import reset_pacers  # noqa: E402
 from airflow_provider_outreach.sandbox import DEFAULT_KEYS  # noqa: E402
+from tests import secrets_watch  # noqa: E402
 from tests.seeds import base_seed  # noqa: E402
 
 pytest_plugins = ["airflow_provider_outreach.sandbox.pytest_plugin"]
@@ -25,6 +26,24 @@ VENDORS = ("lemlist", "leadlex", "dialnexa")
 
 def connection_json(base_url: str, key: str, **extra) -> str:
     return json.dumps({"conn_type": "", "host": base_url, "password": key, "extra": extra})
+
+
+# -- secrets: no API key in any test's captured output or failure text, nor in the session's files
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    secrets_watch.check_report(outcome.get_result())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_key_in_session_files():
+    """After the last test: no watched key in any file of AIRFLOW_HOME (task logs, metadata DB)."""
+    yield
+    home = Path(os.environ["AIRFLOW_HOME"])
+    leaks = secrets_watch.leaks_in_files(p for p in home.rglob("*") if p.name != "airflow.cfg")
+    assert not leaks, "API key leaked: " + "; ".join(leaks)
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""Reliability and security suites: scale switch, an out-of-process sandbox, the secrets watch.
+"""Reliability and security suites: scale switch and an out-of-process sandbox.
 
 ``OUTREACH_LARGE=1`` runs the large scale (10,000 items per chaos run, the 100,000-item
 load run); the default scale keeps the folder fast.
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_outreach.sandbox import DEFAULT_KEYS, SandboxClient
-from tests.reliability import secrets_watch
+from tests import secrets_watch
 
 LARGE = os.environ.get("OUTREACH_LARGE") == "1"
 REPO = Path(__file__).resolve().parents[2]
@@ -34,24 +34,6 @@ def report_figures(name: str, figures: dict) -> None:
     if target:
         with open(target, "a", encoding="utf-8") as out:
             out.write(json.dumps({"name": name, **figures}) + "\n")
-
-
-# -- secrets: every test's captured output and failure text, and the files of the session ------
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    secrets_watch.check_report(outcome.get_result())
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _no_key_in_session_files():
-    """After the last test: no watched key in any file of AIRFLOW_HOME (task logs, metadata DB)."""
-    yield
-    home = Path(os.environ["AIRFLOW_HOME"])
-    leaks = secrets_watch.leaks_in_files(p for p in home.rglob("*") if p.name != "airflow.cfg")
-    assert not leaks, "API key leaked: " + "; ".join(leaks)
 
 
 # -- the sandbox in its own process: the client's threads get the interpreter to themselves ----

@@ -21,7 +21,7 @@ from airflow_provider_outreach.operators.leadlex import LeadlexRemoveContactOper
 from airflow_provider_outreach.operators.lemlist import LemlistAddUnsubscribeOperator
 from airflow_provider_outreach.sandbox import DEFAULT_KEYS
 from tests.dagtest import new_dag, run_dag, task_states
-from tests.reliability import secrets_watch
+from tests import secrets_watch
 from tests.seeds import base_seed
 
 WRONG_DIALNEXA_KEY = "dnx-wrong-key-7f3a9c1e5b2d"
