@@ -2,7 +2,7 @@
 
 The sandbox answers one request in five with a 500, 502, 503, a 429, a dropped
 connection or an answer slower than the connection's read timeout; half the faults hit
-after the change was applied ("after" phase). Each operator processes 500 unique items
+after the change was applied ("after" phase). Each operator processes 2,000 unique items
 (10,000 with ``OUTREACH_LARGE=1``; ``OUTREACH_CHAOS_ITEMS=N`` sets any number), a fifth of
 which do not exist, plus duplicates. The hook gets two attempts per item, so some items
 exhaust them and fail. Asserted:
@@ -51,7 +51,7 @@ from tests.conftest import RecordingTI
 from tests.reliability.conftest import report_figures, scale
 from tests.seeds import base_seed
 
-N_ITEMS = int(os.environ.get("OUTREACH_CHAOS_ITEMS") or scale(500, 10_000))
+N_ITEMS = int(os.environ.get("OUTREACH_CHAOS_ITEMS") or scale(2_000, 10_000))
 N_DUPLICATES = 50
 N_BYSTANDERS = 20
 GHOST_SHARE = 0.2

@@ -1,7 +1,7 @@
 """API keys stay out of XComs, rendered template fields, task logs, captured output and errors.
 
-Every test of this folder is also watched by ``conftest.py``: a key (or its ``Bearer`` /
-``Basic`` header form) in a test's captured output or failure text fails that test, and
+Every test of the suite is also watched by ``tests/conftest.py``: a key (or its ``Bearer``
+/ ``Basic`` header form) in a test's captured output or failure text fails that test, and
 a key in any file of ``AIRFLOW_HOME`` (task logs, the metadata DB) fails the session.
 """
 
@@ -20,8 +20,8 @@ from airflow_provider_outreach.operators.dialnexa import DialnexaRemoveCampaignL
 from airflow_provider_outreach.operators.leadlex import LeadlexRemoveContactOperator
 from airflow_provider_outreach.operators.lemlist import LemlistAddUnsubscribeOperator
 from airflow_provider_outreach.sandbox import DEFAULT_KEYS
-from tests.dagtest import new_dag, run_dag, task_states
 from tests import secrets_watch
+from tests.dagtest import new_dag, run_dag, task_states
 from tests.seeds import base_seed
 
 WRONG_DIALNEXA_KEY = "dnx-wrong-key-7f3a9c1e5b2d"
