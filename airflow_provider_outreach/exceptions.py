@@ -109,6 +109,10 @@ class TransportError(OutreachAPIError):
     """No usable answer after retries: connection refused or dropped, timeout."""
 
 
+class TLSVerificationError(TransportError):
+    """The server's TLS certificate failed verification; retrying cannot help."""
+
+
 class InvalidResponseError(OutreachAPIError):
     """The API answered success with a body that is not the JSON it documents."""
 

@@ -14,6 +14,7 @@ import json
 import logging
 import random
 import re
+import ssl
 from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -34,6 +35,7 @@ from airflow_provider_outreach.exceptions import (
     OutreachAPIError,
     RateLimitError,
     ServerError,
+    TLSVerificationError,
     TransportError,
     error_class_for,
 )
@@ -125,6 +127,8 @@ def _as_bool(value: Any) -> bool:
 
 def is_transient(exc: BaseException, max_inline_wait: float) -> bool:
     """Whether a failed call is worth another attempt (the one retry rule for all vendors)."""
+    if isinstance(exc, TLSVerificationError):
+        return False
     if isinstance(exc, (ServerError, TransportError)):
         return True
     if isinstance(exc, RateLimitError) and exc.status_code == 429:
@@ -372,7 +376,9 @@ class OutreachHook(BaseHook):
                 method, self.base_url + path, params=query, json=json_body, timeout=self.timeout, verify=self.verify
             )
         except requests.RequestException as exc:
-            raise TransportError(vendor=self.vendor, method=method, path=path, message=_describe_transport(exc)) from None
+            raise _transport_error(exc)(
+                vendor=self.vendor, method=method, path=path, message=_describe_transport(exc)
+            ) from None
         finally:
             info = parse_rate_headers(response.headers) if response is not None else None
             self.pacer.release(ticket, info, response.status_code if response is not None else None)
@@ -464,7 +470,7 @@ class OutreachHook(BaseHook):
             response = await client.request(method, self.base_url + path, params=query)
         except httpx.HTTPError as exc:
             kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "connection failed"
-            raise TransportError(
+            raise _transport_error(exc)(
                 vendor=self.vendor, method=method, path=path, message=f"{kind} ({type(exc).__name__}: {_snippet(str(exc), 160)})"
             ) from None
         if response.status_code >= 400:
@@ -508,6 +514,17 @@ def _readable(text: str) -> str:
     if title and title.group(1).strip():
         return _snippet(title.group(1))
     return _snippet(_HTML_TAG.sub(" ", text))
+
+
+def _transport_error(exc: BaseException) -> type[TransportError]:
+    """:class:`TLSVerificationError` when a certificate check is behind ``exc``, else :class:`TransportError`."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            return TLSVerificationError
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return TransportError
 
 
 def _describe_transport(exc: requests.RequestException) -> str:

@@ -13,6 +13,7 @@ import ipaddress
 import json
 import socket
 import ssl
+import time
 
 import certifi
 import pytest
@@ -264,3 +265,17 @@ def test_verification_trusts_the_configured_ca_bundle(tls_sandbox, monkeypatch):
     assert hook.get_conn().verify is True
     assert hook.get_campaign("cmp_live")["id"] == "cmp_live"
     assert asyncio.run(_async_read(DialnexaHook, conn_id, "cmp_live"))["id"] == "cmp_live"
+
+
+def test_a_failed_certificate_check_is_not_retried(tls_sandbox, monkeypatch):
+    from airflow_provider_outreach.exceptions import TLSVerificationError
+
+    server, _, admin = tls_sandbox
+    conn_id = set_connection(monkeypatch, "leadlex", "leadlex_tls", f"https://localhost:{server.port}/leadlex")
+    hook = LeadlexHook(conn_id, backoff=1.0)  # default attempts: a retry would cost at least a second
+    started = time.monotonic()
+    with pytest.raises(TLSVerificationError, match="CERTIFICATE_VERIFY_FAILED"):
+        hook.get_campaign("cmp_active")
+    assert time.monotonic() - started < 1.0
+    with pytest.raises(TLSVerificationError):
+        asyncio.run(_async_read(LeadlexHook, conn_id, "cmp_active"))
