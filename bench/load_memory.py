@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="outreach-bench-")
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 from airflow_provider_outreach.sandbox import DEFAULT_KEYS, SandboxClient  # noqa: E402
+from airflow_provider_outreach.sandbox.process import start_sandbox_process  # noqa: E402
 
 
 class _TI:
@@ -39,20 +39,6 @@ class _TI:
 
     def xcom_pull(self, **_):
         return None
-
-
-def start_sandbox() -> tuple[subprocess.Popen, str]:
-    port_file = Path(tempfile.mkdtemp()) / "port"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_outreach.sandbox", "--port", "0", "--port-file", str(port_file)],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while not port_file.exists() or not port_file.read_text().strip():
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise RuntimeError("the sandbox did not start")
-        time.sleep(0.05)
-    return proc, f"http://127.0.0.1:{port_file.read_text().strip()}"
 
 
 def vm_kib(field: str) -> int:
@@ -131,7 +117,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     args = parser.parse_args()
 
-    proc, url = start_sandbox()
+    proc, url = start_sandbox_process()
     try:
         sandbox = SandboxClient(url)
         sandbox.reset()

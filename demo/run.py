@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,23 +32,10 @@ sys.path.insert(0, str(REPO))
 import pendulum  # noqa: E402
 
 from airflow_provider_outreach.sandbox import DEFAULT_KEYS, SandboxClient  # noqa: E402
+from airflow_provider_outreach.sandbox.process import start_sandbox_process  # noqa: E402
 from demo import verify, warehouse  # noqa: E402
 
 SEED = REPO / "airflow_provider_outreach" / "sandbox" / "demo_seed.json"
-
-
-def start_sandbox() -> tuple[subprocess.Popen, str]:
-    port_file = HOME / "sandbox.port"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_outreach.sandbox", "--demo", "--port", "0", "--port-file", str(port_file)],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while not (port_file.exists() and port_file.read_text().strip()):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit("the sandbox did not start")
-        time.sleep(0.05)
-    return proc, f"http://127.0.0.1:{port_file.read_text().strip()}"
 
 
 @contextmanager
@@ -80,7 +66,7 @@ def set_connections(url: str, warehouse_db: Path) -> None:
 
 def main() -> int:
     started = time.monotonic()
-    proc, url = start_sandbox()
+    proc, url = start_sandbox_process("--demo")
     log_path = HOME / "airflow-demo.log"
     try:
         sandbox = SandboxClient(url)

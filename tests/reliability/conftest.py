@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
 from airflow_provider_outreach.sandbox import DEFAULT_KEYS, SandboxClient
+from airflow_provider_outreach.sandbox.process import start_sandbox_process
 from tests import secrets_watch
 
 LARGE = os.environ.get("OUTREACH_LARGE") == "1"
@@ -39,30 +38,15 @@ def report_figures(name: str, figures: dict) -> None:
 # -- the sandbox in its own process: the client's threads get the interpreter to themselves ----
 
 
-def start_sandbox_process(log_path: Path) -> tuple[subprocess.Popen, str]:
-    """Start ``python -m airflow_provider_outreach.sandbox`` on a free port; returns (process, URL)."""
-    port_file = log_path.with_suffix(".port")
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "airflow_provider_outreach.sandbox", "--port", "0", "--port-file", str(port_file)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-        )
-    deadline = time.monotonic() + 30
-    while not (port_file.exists() and port_file.read_text().strip()):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"the sandbox process did not start: {log_path.read_text()}")
-        time.sleep(0.05)
-    return proc, f"http://127.0.0.1:{port_file.read_text().strip()}"
-
-
 @pytest.fixture(scope="session")
 def sandbox_process():
     """URL of a sandbox served by a separate process (for the high-volume runs)."""
     log_path = Path(tempfile.mkdtemp(prefix="outreach-sandbox-")) / "sandbox.log"
-    proc, url = start_sandbox_process(log_path)
+    with open(log_path, "wb") as log:
+        try:
+            proc, url = start_sandbox_process(output=log)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}: {log_path.read_text()}") from None
     try:
         yield url
     finally:

@@ -325,7 +325,7 @@ def test_bulk_operator_under_random_faults(remote, make_case):
     started = time.monotonic()
     first = run_task(op, RecordingTI())
     first_seconds = time.monotonic() - started
-    time.sleep(SLOW_SECONDS - CONNECTION["timeout"] + 0.5)  # slow answers the client gave up on finish
+    time.sleep(SLOW_SECONDS + 1.5)  # slow answers the client gave up on finish, with room for a loaded machine
     log = remote.requests()
     state = remote.state()
 
