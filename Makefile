@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: test demo airflow bench sandbox install clean
+.PHONY: test lint demo airflow bench sandbox install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,7 +15,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m ruff format --check .
+
+test: $(STAMP) lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)
@@ -25,6 +29,7 @@ airflow: $(STAMP)
 	bash demo/airflow.sh
 
 bench: $(STAMP)
+	$(BIN)/python bench/parse_cost.py
 	$(BIN)/python bench/bulk_throughput.py
 
 sandbox: $(STAMP)

@@ -6,20 +6,17 @@ This module stays free of imports: Airflow loads :func:`get_provider_info` throu
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-_VENDORS = (
-    # (connection type, display name, hook class, documentation, production base URL)
-    ("lemlist", "lemlist", "LemlistHook", "https://developer.lemlist.com/", "https://api.lemlist.com/api"),
-    (
-        "leadlex",
-        "LeadLex",
-        "LeadlexHook",
-        "https://docs.leadlex.com/",
-        "https://data.leadlex.com/functions/v1/api-gateway",
-    ),
-    ("dialnexa", "DialNexa", "DialnexaHook", "https://docs.dialnexa.com/", "https://api.dialnexa.com/v1"),
+#: The one registry of vendors. A vendor ``name`` is its connection type and the module name of
+#: its ``hooks``, ``operators``, ``sensors`` and ``sandbox.vendors`` modules.
+#: (name, display name, hook class in ``hooks/<name>.py``, documentation)
+VENDORS = (
+    ("lemlist", "lemlist", "LemlistHook", "https://developer.lemlist.com/"),
+    ("leadlex", "LeadLex", "LeadlexHook", "https://docs.leadlex.com/"),
+    ("dialnexa", "DialNexa", "DialnexaHook", "https://docs.dialnexa.com/"),
 )
+VENDOR_NAMES = tuple(name for name, *_ in VENDORS)
 
 #: Module kinds the package ships, per vendor (``<kind>/<vendor>.py``).
 _MODULE_KINDS = ("hooks", "operators", "sensors")
@@ -49,7 +46,7 @@ _CONN_FIELDS = {
 }
 
 
-def _connection_type(conn_type: str, name: str, hook: str, base_url: str) -> dict:
+def _connection_type(conn_type: str, name: str, hook: str) -> dict:
     return {
         "connection-type": conn_type,
         "hook-class-name": f"airflow_provider_outreach.hooks.{conn_type}.{hook}",
@@ -58,7 +55,7 @@ def _connection_type(conn_type: str, name: str, hook: str, base_url: str) -> dic
             "hidden-fields": ["schema", "login", "port"],
             "relabeling": {"host": "API base URL (optional)", "password": "API key"},
             "placeholders": {
-                "host": base_url,
+                "host": f"empty for {name}'s production API",
                 "password": f"your {name} API key",
                 "extra": '{"rate_limit": null, "timeout": null}',
             },
@@ -76,20 +73,30 @@ def get_provider_info() -> dict:
         "watch campaign status; delete draft campaigns safely.",
         "versions": [__version__],
         "integrations": [
-            {"integration-name": name, "external-doc-url": doc, "tags": ["service"]}
-            for _, name, _, doc, _ in _VENDORS
+            {"integration-name": name, "external-doc-url": doc, "tags": ["service"]} for _, name, _, doc in VENDORS
         ],
-        "connection-types": [
-            _connection_type(conn_type, name, hook, base_url) for conn_type, name, hook, _, base_url in _VENDORS
-        ],
+        "connection-types": [_connection_type(conn_type, name, hook) for conn_type, name, hook, _ in VENDORS],
     }
     info["triggers"] = [
         {"integration-name": name, "python-modules": ["airflow_provider_outreach.triggers.campaign_status"]}
-        for _, name, _, _, _ in _VENDORS
+        for _, name, _, _ in VENDORS
     ]
     for kind in _MODULE_KINDS:
         info[kind] = [
             {"integration-name": name, "python-modules": [f"airflow_provider_outreach.{kind}.{conn_type}"]}
-            for conn_type, name, _, _, _ in _VENDORS
+            for conn_type, name, _, _ in VENDORS
         ]
+    # "Common SQL" is the integration of apache-airflow-providers-common-sql
+    info["transfers"] = [
+        {
+            "source-integration-name": "lemlist",
+            "target-integration-name": "Common SQL",
+            "python-module": "airflow_provider_outreach.transfers.lemlist_to_sql",
+        },
+        {
+            "source-integration-name": "LeadLex",
+            "target-integration-name": "Common SQL",
+            "python-module": "airflow_provider_outreach.transfers.leadlex_to_sql",
+        },
+    ]
     return info

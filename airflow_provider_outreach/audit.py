@@ -1,52 +1,157 @@
-"""Audit trail: one row per item and outcome, written to any common-sql connection."""
+"""Audit trail: one row per call and outcome, in any common-sql database.
+
+The table is the evidence that each opt-out was honoured, and the ledger a retry resumes
+from: every row names the task instance (dag, run, task, map index, try) that wrote it
+and the time of its own call. Values longer than a column are cut to fit, never refused.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
-
-from airflow.sdk import BaseHook
 
 from airflow_provider_outreach.exceptions import InvalidInputError
 
-AUDIT_COLUMNS = (
-    "vendor",
-    "action",
-    "item",
-    "outcome",
-    "status",
-    "message",
-    "recorded_at",
-    "dag_id",
-    "run_id",
-    "task_id",
-)
+#: column -> (SQL type, width of a VARCHAR or None)
+COLUMNS: dict[str, tuple[str, int | None]] = {
+    "vendor": ("VARCHAR(32) NOT NULL", 32),
+    "action": ("VARCHAR(64) NOT NULL", 64),
+    "item": ("VARCHAR(2048) NOT NULL", 2048),
+    "outcome": ("VARCHAR(32) NOT NULL", 32),
+    "status": ("INTEGER", None),
+    "code": ("VARCHAR(128)", 128),
+    "reason": ("VARCHAR(64)", 64),
+    "message": ("VARCHAR(4000)", 4000),
+    "recorded_at": ("VARCHAR(40) NOT NULL", 40),
+    "dag_id": ("VARCHAR(250)", 250),
+    "run_id": ("VARCHAR(250)", 250),
+    "task_id": ("VARCHAR(250)", 250),
+    "map_index": ("INTEGER", None),
+    "try_number": ("INTEGER", None),
+}
+AUDIT_COLUMNS = tuple(COLUMNS)
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
 BATCH_SIZE = 500
 
 
-def check_table_name(table: str) -> None:
+def check_table_name(table: str, what: str = "audit_table") -> None:
     """A plain (optionally schema-qualified) identifier; anything else is refused."""
     if not isinstance(table, str) or not _TABLE_NAME.match(table):
-        raise InvalidInputError(f"audit_table {table!r} must be a plain table name such as outreach_audit or schema.table")
+        raise InvalidInputError(f"{what} {table!r} must be a plain table name such as outreach_audit or schema.table")
 
 
 def create_table_sql(table: str) -> str:
-    return (
-        f"CREATE TABLE IF NOT EXISTS {table} ("
-        "vendor VARCHAR(32) NOT NULL, action VARCHAR(64) NOT NULL, item VARCHAR(2048) NOT NULL, "
-        "outcome VARCHAR(32) NOT NULL, status INTEGER, message VARCHAR(4000), recorded_at VARCHAR(40) NOT NULL, "
-        "dag_id VARCHAR(250), run_id VARCHAR(250), task_id VARCHAR(250))"
-    )
+    return f"CREATE TABLE IF NOT EXISTS {table} (" + ", ".join(f"{c} {t}" for c, (t, _) in COLUMNS.items()) + ")"
 
 
-def write_audit_rows(conn_id: str, table: str, rows: Sequence[Sequence[Any]]) -> int:
-    """Create ``table`` if missing and insert ``rows`` (in :data:`AUDIT_COLUMNS` order) in batches."""
-    check_table_name(table)
-    if not rows:
-        return 0
-    hook = BaseHook.get_hook(conn_id)
-    hook.run(create_table_sql(table))
-    hook.insert_rows(table, rows, target_fields=list(AUDIT_COLUMNS), commit_every=BATCH_SIZE)
-    return len(rows)
+def fit(value: Any, width: int | None) -> Any:
+    """``value`` cut to ``width`` characters (with a trailing ``…``) when it is longer."""
+    if width is None or not isinstance(value, str) or len(value) <= width:
+        return value
+    return value[: width - 1] + "…"
+
+
+@dataclass(frozen=True)
+class TaskScope:
+    """The task instance whose rows these are."""
+
+    dag_id: str | None
+    run_id: str | None
+    task_id: str | None
+    map_index: int = -1
+    try_number: int | None = None
+
+    @classmethod
+    def from_context(cls, context: Any, task_id: str) -> TaskScope:
+        ti = context.get("ti") if hasattr(context, "get") else None
+        map_index = getattr(ti, "map_index", -1)
+        return cls(
+            dag_id=getattr(ti, "dag_id", None),
+            run_id=getattr(ti, "run_id", None),
+            task_id=task_id,
+            map_index=-1 if map_index is None else int(map_index),
+            try_number=getattr(ti, "try_number", None),
+        )
+
+
+class AuditTrail:
+    """The audit table of one operator run: created if missing, rows written as they come.
+
+    :param conn_id: any common-sql connection (SQLite, PostgreSQL, Snowflake, ...).
+    """
+
+    def __init__(self, conn_id: str, table: str, scope: TaskScope, vendor: str, action: str) -> None:
+        check_table_name(table)
+        self.conn_id = conn_id
+        self.table = table
+        self.scope = scope
+        self.vendor = vendor
+        self.action = action
+        self._hook: Any = None
+
+    @property
+    def hook(self) -> Any:
+        if self._hook is None:
+            from airflow.sdk import BaseHook
+
+            self._hook = BaseHook.get_hook(self.conn_id)
+        return self._hook
+
+    def ensure_table(self) -> None:
+        """Create the table if missing; add the columns an older table lacks."""
+        self.hook.run(create_table_sql(self.table))
+        present = self.hook.run(
+            f"SELECT * FROM {self.table} WHERE 1 = 0", handler=lambda cursor: [d[0].lower() for d in cursor.description]
+        )
+        for column, (sql_type, _) in COLUMNS.items():
+            if present is not None and column not in present:
+                self.hook.run(f"ALTER TABLE {self.table} ADD COLUMN {column} {sql_type.replace(' NOT NULL', '')}")
+
+    def row(
+        self,
+        item: str,
+        outcome: str,
+        at: str,
+        status: int | None = None,
+        code: str | None = None,
+        reason: str | None = None,
+        message: str | None = None,
+    ) -> tuple:
+        s = self.scope
+        values = (
+            self.vendor,
+            self.action,
+            item,
+            outcome,
+            status,
+            code,
+            reason,
+            message,
+            at,
+            s.dag_id,
+            s.run_id,
+            s.task_id,
+            s.map_index,
+            s.try_number,
+        )
+        return tuple(fit(v, width) for v, (_, width) in zip(values, COLUMNS.values(), strict=True))
+
+    def write(self, rows: Sequence[Sequence[Any]]) -> int:
+        """Insert and commit ``rows`` (from :meth:`row`)."""
+        if rows:
+            self.hook.insert_rows(self.table, rows, target_fields=list(AUDIT_COLUMNS), commit_every=BATCH_SIZE)
+        return len(rows)
+
+    def earlier_rows(self) -> Iterable[tuple]:
+        """``(item, outcome, status, code, reason, message)`` of this task instance's earlier tries, oldest first."""
+        s = self.scope
+        sql = (
+            f"SELECT item, outcome, status, code, reason, message FROM {self.table} "
+            "WHERE vendor = %s AND action = %s AND dag_id = %s AND run_id = %s AND task_id = %s AND map_index = %s "
+            "ORDER BY recorded_at"
+        )
+        params = (self.vendor, self.action, s.dag_id, s.run_id, s.task_id, s.map_index)
+        placeholder = getattr(self.hook, "placeholder", "%s")
+        return self.hook.get_records(sql.replace("%s", placeholder), parameters=params) or []

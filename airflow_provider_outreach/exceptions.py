@@ -1,10 +1,16 @@
-"""Typed errors raised by the outreach hooks, operators and sensors.
+"""Typed errors raised by the outreach hooks, operators and sensors, and the mapping of an
+error answer to them.
 
 Every error a vendor API answers with is mapped to one class here, whatever the vendor:
-callers catch :class:`NotFoundError`, never parse a status out of a message.
+callers catch :class:`NotFoundError`, never parse a status out of a message. What differs
+per vendor (how its error body reads) is the hook's ``error_fields``.
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
 
 from airflow.sdk.exceptions import AirflowException
 
@@ -90,7 +96,13 @@ class InvalidRequestError(OutreachAPIError):
 
 
 class NotFoundError(OutreachAPIError):
-    """404: the campaign, lead, contact or record does not exist (or no longer does)."""
+    """404. ``missing`` says what the vendor's answer names as missing (``"campaign"``,
+    ``"lead"``, ...), or ``None`` when the answer is not one the vendor gives: a route
+    nobody serves, a proxy's page, an empty body."""
+
+    missing: str | None = None
+    #: the parsed JSON error body, when the answer had one
+    body: Any = None
 
 
 class ConflictError(OutreachAPIError):
@@ -117,6 +129,32 @@ class InvalidResponseError(OutreachAPIError):
     """The API answered success with a body that is not the JSON it documents."""
 
 
+class UnexpectedResponseError(OutreachAPIError):
+    """An answer the API does not document for this call: a redirect, a route nobody serves."""
+
+
+class PreflightError(OutreachError):
+    """The connection does not reach a working API (key refused, campaign missing, wrong
+    base URL); raised before any item is sent, and no retry can help."""
+
+
+class CampaignNotDraftError(OutreachError):
+    """A draft-only action was refused without being sent: the campaign is not a draft."""
+
+    def __init__(self, *, vendor: str, campaign_id: str, status: str | None) -> None:
+        self.vendor = vendor
+        self.campaign_id = campaign_id
+        self.status = status
+        super().__init__(f"{vendor} campaign {campaign_id} is {status}, not draft: not deleted")
+
+    def __reduce__(self):
+        return (_rebuild_not_draft, (self.vendor, self.campaign_id, self.status))
+
+
+def _rebuild_not_draft(vendor: str, campaign_id: str, status: str | None) -> CampaignNotDraftError:
+    return CampaignNotDraftError(vendor=vendor, campaign_id=campaign_id, status=status)
+
+
 _BY_STATUS: dict[int, type[OutreachAPIError]] = {
     400: InvalidRequestError,
     401: AuthenticationError,
@@ -135,3 +173,65 @@ def error_class_for(status_code: int) -> type[OutreachAPIError]:
     if status_code >= 500:
         return ServerError
     return OutreachAPIError
+
+
+# -- an error answer -> the typed error --------------------------------------------------------
+
+
+def snippet(text: str, limit: int = 200) -> str:
+    """``text`` on one line, cut at ``limit`` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def readable(text: str) -> str:
+    """A person-readable message from a plain-text or HTML error body."""
+    if not text.strip():
+        return ""
+    title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+    if title and title.group(1).strip():
+        return snippet(title.group(1))
+    return snippet(re.sub(r"<[^>]+>", " ", text))
+
+
+def error_from_response(
+    *,
+    vendor: str,
+    status_code: int,
+    text: str,
+    reason: str | None,
+    error_fields: Callable[[Any], tuple[str | None, str | None]],
+    request_id: str | None,
+    retry_after: float | None,
+    method: str,
+    path: str,
+) -> OutreachAPIError:
+    """The typed error for an HTTP error answer.
+
+    :param error_fields: the vendor's reading of a JSON error body, ``(code, message)``.
+    :param retry_after: seconds the API asked to wait (used for a 429 only).
+    """
+    import json
+
+    code, message = None, None
+    try:
+        body = json.loads(text) if text.strip() else None
+    except ValueError:
+        body = None
+    if body is not None:
+        try:
+            code, message = error_fields(body)
+        except (AttributeError, KeyError, TypeError, IndexError):
+            code, message = None, None
+    error = error_class_for(status_code)(
+        vendor=vendor,
+        status_code=status_code,
+        code=code,
+        message=message or readable(text) or reason or "",
+        request_id=request_id,
+        retry_after=retry_after if status_code == 429 else None,
+        method=method,
+        path=path,
+    )
+    error.body = body
+    return error

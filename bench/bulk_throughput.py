@@ -82,16 +82,19 @@ def main() -> int:
         sandbox.seed(leads_seed("cam_op", n))
         key = DEFAULT_KEYS["lemlist"]
         os.environ["AIRFLOW_CONN_LEMLIST_DEFAULT"] = (
-            f'{{"conn_type": "lemlist", "host": "{url}/lemlist", "password": "{key}"}}'
+            f'{{"conn_type": "lemlist", "host": "{sandbox.vendor_url("lemlist")}", "password": "{key}"}}'
         )
         print(f"lemlist: {n} unsubscribes, documented limit 20 requests / 2 s, latency {args.latency * 1000:.0f} ms")
 
         # baseline: the sequential loop a user would otherwise write
         since = sandbox.requests()[-1]["seq"] if sandbox.requests() else 0
         failed = 0
+        lemlist_url = sandbox.vendor_url("lemlist")
         started = time.monotonic()
         for i in range(n):
-            r = requests.delete(f"{url}/lemlist/campaigns/cam_naive/leads/cam_naive.{i}@example.com", auth=("", key), timeout=30)
+            r = requests.delete(
+                f"{lemlist_url}/campaigns/cam_naive/leads/cam_naive.{i}@example.com", auth=("", key), timeout=30
+            )
             failed += r.status_code != 200
         naive = stats(sandbox, "lemlist", since, time.monotonic() - started, 10.0, failed)
 
@@ -112,10 +115,12 @@ def main() -> int:
         limit, period = args.leadlex_limit.split("/")
         limit_rps = int(limit) / float(period)
         contacts = [{"contact_id": f"ctc_{i}", "email": f"c{i}@example.com"} for i in range(n)]
-        sandbox.seed({"leadlex": {"campaigns": [{"id": "cmp_bench", "name": "b", "status": "active", "contacts": contacts}]}})
+        sandbox.seed(
+            {"leadlex": {"campaigns": [{"id": "cmp_bench", "name": "b", "status": "active", "contacts": contacts}]}}
+        )
         sandbox.configure(limits={"leadlex": [{"limit": int(limit), "window": float(period)}]})
         os.environ["AIRFLOW_CONN_LEADLEX_DEFAULT"] = (
-            f'{{"conn_type": "leadlex", "host": "{url}/leadlex", "password": "{DEFAULT_KEYS["leadlex"]}"}}'
+            f'{{"conn_type": "leadlex", "host": "{sandbox.vendor_url("leadlex")}", "password": "{DEFAULT_KEYS["leadlex"]}"}}'
         )
         from airflow_provider_outreach.operators.leadlex import LeadlexRemoveContactOperator
 
@@ -130,7 +135,7 @@ def main() -> int:
         show("LeadlexRemoveContactOperator", leadlex)
         ok = operator["ratio"] >= 0.97 and operator["failed"] == 0
         print(f"target >= 0.97 of lemlist's limit with no failed items: {'met' if ok else 'NOT met'}")
-        return 0
+        return 0 if ok else 1
     finally:
         proc.terminate()
         proc.wait(timeout=10)

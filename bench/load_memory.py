@@ -26,7 +26,7 @@ from pathlib import Path
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="outreach-bench-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
-from airflow_provider_outreach.sandbox import DEFAULT_KEYS, SandboxClient  # noqa: E402
+from airflow_provider_outreach.sandbox import DEFAULT_KEYS, SandboxClient, SandboxServer  # noqa: E402
 from airflow_provider_outreach.sandbox.process import start_sandbox_process  # noqa: E402
 
 
@@ -50,7 +50,12 @@ def vm_kib(field: str) -> int:
 
 
 def set_connection(vendor: str, url: str, **extra) -> None:
-    payload = {"conn_type": vendor, "host": f"{url}/{vendor}", "password": DEFAULT_KEYS[vendor], "extra": extra}
+    payload = {
+        "conn_type": vendor,
+        "host": url + SandboxServer.vendor_path(vendor),
+        "password": DEFAULT_KEYS[vendor],
+        "extra": extra,
+    }
     os.environ[f"AIRFLOW_CONN_{vendor.upper()}_DEFAULT"] = json.dumps(payload)
 
 

@@ -34,9 +34,9 @@ cleanup() {
 trap cleanup EXIT INT TERM
 for _ in $(seq 100); do [ -s "$AIRFLOW_HOME/sandbox.port" ] && break; sleep 0.1; done
 SANDBOX_URL="http://127.0.0.1:$(cat "$AIRFLOW_HOME/sandbox.port")"
-export AIRFLOW_CONN_LEMLIST_DEFAULT="{\"conn_type\": \"lemlist\", \"host\": \"$SANDBOX_URL/lemlist\", \"password\": \"sandbox-lemlist-key\"}"
-export AIRFLOW_CONN_LEADLEX_DEFAULT="{\"conn_type\": \"leadlex\", \"host\": \"$SANDBOX_URL/leadlex\", \"password\": \"wbk_sandbox_leadlex_key\"}"
-export AIRFLOW_CONN_DIALNEXA_DEFAULT="{\"conn_type\": \"dialnexa\", \"host\": \"$SANDBOX_URL/dialnexa\", \"password\": \"sandbox-dialnexa-key\"}"
+export AIRFLOW_CONN_LEMLIST_DEFAULT="{\"conn_type\": \"lemlist\", \"host\": \"$SANDBOX_URL/lemlist/api\", \"password\": \"sandbox-lemlist-key\"}"
+export AIRFLOW_CONN_LEADLEX_DEFAULT="{\"conn_type\": \"leadlex\", \"host\": \"$SANDBOX_URL/leadlex/functions/v1/api-gateway\", \"password\": \"wbk_sandbox_leadlex_key\"}"
+export AIRFLOW_CONN_DIALNEXA_DEFAULT="{\"conn_type\": \"dialnexa\", \"host\": \"$SANDBOX_URL/dialnexa/v1\", \"password\": \"sandbox-dialnexa-key\"}"
 "$PY" - "$AIRFLOW_HOME/warehouse.db" <<'PYEOF'
 import json, sys
 from pathlib import Path

@@ -56,10 +56,10 @@ def quiet(log_path: Path):
             os.dup2(saved[1], 2)
 
 
-def set_connections(url: str, warehouse_db: Path) -> None:
+def set_connections(sandbox: SandboxClient, warehouse_db: Path) -> None:
     for vendor, key in DEFAULT_KEYS.items():
         os.environ[f"AIRFLOW_CONN_{vendor.upper()}_DEFAULT"] = json.dumps(
-            {"conn_type": vendor, "host": f"{url}/{vendor}", "password": key}
+            {"conn_type": vendor, "host": sandbox.vendor_url(vendor), "password": key}
         )
     os.environ["AIRFLOW_CONN_OUTREACH_WAREHOUSE"] = json.dumps({"conn_type": "sqlite", "host": str(warehouse_db)})
 
@@ -78,7 +78,7 @@ def main() -> int:
         window_start = pendulum.today("UTC").subtract(days=1)
         warehouse_db = HOME / "warehouse.db"
         warehouse.build(warehouse_db, seed, in_window, before_window, window_start)
-        set_connections(url, warehouse_db)
+        set_connections(sandbox, warehouse_db)
         before = sandbox.state()
 
         with quiet(log_path):
@@ -113,20 +113,28 @@ def main() -> int:
         spared = [cid for cid in completed if cid in after["leadlex"]["campaigns"]]
 
         print("\nOutreach suppression sync — demo report")
-        print(f"  warehouse: {len(in_window)} opt-outs on {window_start.to_date_string()} "
-              f"(+{len(before_window)} from earlier days, which this run must leave alone)")
+        print(
+            f"  warehouse: {len(in_window)} opt-outs on {window_start.to_date_string()} "
+            f"(+{len(before_window)} from earlier days, which this run must leave alone)"
+        )
         print(f"  outreach_suppression_sync run: {sync_run.state}")
         print("  audit rows written to the warehouse, per tool and action:")
         for key, counts in sorted(summary.items()):
-            print(f"    {key:<36} done {counts['done']:>4}   already absent {counts['already_absent']:>4}   "
-                  f"failed {counts['failed']:>3}")
+            print(
+                f"    {key:<36} done {counts['done']:>4}   already absent {counts['already_absent']:>4}   "
+                f"failed {counts['failed']:>3}"
+            )
         print("  sandbox end state (every opted-out person, every tool):")
         for tool, parts in honoured.items():
-            print(f"    {tool:<9} honoured {len(parts['honoured']):>3} / {len(in_window)}"
-                  + (f"   NOT honoured: {parts['not_honoured']}" if parts["not_honoured"] else ""))
+            print(
+                f"    {tool:<9} honoured {len(parts['honoured']):>3} / {len(in_window)}"
+                + (f"   NOT honoured: {parts['not_honoured']}" if parts["not_honoured"] else "")
+            )
         print(f"    people outside the synced day changed: {len(untouched)}" + (f" {untouched}" if untouched else ""))
-        print(f"  outreach_draft_campaign_cleanup run: {cleanup_run.state}; deleted {len(deleted)} of "
-              f"{len(drafts + pending)} draft campaigns; completed campaigns left alone: {len(spared)}/{len(completed)}")
+        print(
+            f"  outreach_draft_campaign_cleanup run: {cleanup_run.state}; deleted {len(deleted)} of "
+            f"{len(drafts + pending)} draft campaigns; completed campaigns left alone: {len(spared)}/{len(completed)}"
+        )
         ok = (
             sync_run.state == "success"
             and cleanup_run.state == "success"
@@ -136,8 +144,9 @@ def main() -> int:
             and not untouched
             and len(deleted) == len(drafts + pending)
         )
-        print(f"  result: {'OK' if ok else 'FAILED'} in {time.monotonic() - started:.0f} s "
-              f"(Airflow output: {log_path})")
+        print(
+            f"  result: {'OK' if ok else 'FAILED'} in {time.monotonic() - started:.0f} s (Airflow output: {log_path})"
+        )
         return 0 if ok else 1
     finally:
         proc.terminate()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_outreach.statuses import DIALNEXA_LEAD_REMOVAL_CLOSED
+#: DialNexa's documented terminal campaign statuses: their leads can no longer be removed (409)
+DIALNEXA_CLOSED = frozenset({"completed", "cancelled"})
 
 
 def suppression_state(state: dict[str, Any], emails: list[str]) -> dict[str, dict[str, list[str]]]:
@@ -29,7 +30,7 @@ def suppression_state(state: dict[str, Any], emails: list[str]) -> dict[str, dic
     for lead in state["dialnexa"]["leads"].values():
         email = (lead.get("email") or "").lower()
         if email in wanted:
-            closed = campaigns.get(lead["campaign_id"], {}).get("status") in DIALNEXA_LEAD_REMOVAL_CLOSED
+            closed = campaigns.get(lead["campaign_id"], {}).get("status") in DIALNEXA_CLOSED
             if lead["status"] != "removed" and not closed:
                 result["dialnexa"]["not_honoured"].add(email)
     result["dialnexa"]["honoured"] = wanted - result["dialnexa"]["not_honoured"]
@@ -52,7 +53,9 @@ def fingerprint(state: dict[str, Any], email: str) -> tuple:
         if contact["email"].lower() == email
     )
     dialnexa = sorted(
-        (lead["id"], lead["status"]) for lead in state["dialnexa"]["leads"].values() if (lead.get("email") or "").lower() == email
+        (lead["id"], lead["status"])
+        for lead in state["dialnexa"]["leads"].values()
+        if (lead.get("email") or "").lower() == email
     )
     return (email in {v.lower() for v in state["lemlist"]["unsubscribes"]}, lemlist, leadlex, dialnexa)
 

@@ -31,7 +31,9 @@ def emails_in(seed: dict[str, Any]) -> list[str]:
     return sorted(found)
 
 
-def build(path: Path, seed: dict[str, Any], in_window: list[str], before_window: list[str], window_start: pendulum.DateTime) -> None:
+def build(
+    path: Path, seed: dict[str, Any], in_window: list[str], before_window: list[str], window_start: pendulum.DateTime
+) -> None:
     """Create the warehouse: opt-outs inside the day being synced and a few from earlier days."""
     path.unlink(missing_ok=True)
     db = sqlite3.connect(path)

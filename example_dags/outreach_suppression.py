@@ -105,7 +105,9 @@ def summary(reports: list[dict], leadlex_reports: list[dict]) -> dict[str, Any]:
         for outcome in counts:
             counts[outcome] += report["counts"].get(outcome, 0)
     for key, counts in sorted(rows.items()):
-        print(f"{key:<36} done {counts['done']:>4}  already absent {counts['already_absent']:>4}  failed {counts['failed']:>4}")
+        print(
+            f"{key:<36} done {counts['done']:>4}  already absent {counts['already_absent']:>4}  failed {counts['failed']:>4}"
+        )
     return rows
 
 
@@ -153,7 +155,9 @@ def crm_optouts_producer():
         batch_id = re.sub(r"[^A-Za-z0-9_.:+-]", "_", run_id)[-64:]
         now = pendulum.now("UTC").isoformat()
         rows = [(email, now, batch_id) for email in params["emails"]]
-        BaseHook.get_hook(WAREHOUSE).insert_rows("crm_optouts", rows, target_fields=["email", "opted_out_at", "batch_id"])
+        BaseHook.get_hook(WAREHOUSE).insert_rows(
+            "crm_optouts", rows, target_fields=["email", "opted_out_at", "batch_id"]
+        )
         yield Metadata(OPTOUTS, extra={"batch_id": batch_id, "count": len(rows)})
 
     load_optouts()
@@ -175,7 +179,9 @@ def outreach_suppression_on_asset():
     def read_batches(triggering_asset_events=None, params=None) -> list[list[Any]]:
         """The opt-outs of exactly the batches whose asset events triggered this run
         (or, for a manual re-run, the ``batch_ids`` given in the run's conf)."""
-        from_events = {event.extra.get("batch_id") for events in (triggering_asset_events or {}).values() for event in events}
+        from_events = {
+            event.extra.get("batch_id") for events in (triggering_asset_events or {}).values() for event in events
+        }
         batch_ids = sorted((from_events | set(params.get("batch_ids") or [])) - {None})
         bad = [b for b in batch_ids if not _BATCH_ID.match(str(b))]
         if bad:

@@ -14,14 +14,20 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "example_dags")
 
 import pytest  # noqa: E402
 
-from airflow_provider_outreach.pacing import reset_pacers  # noqa: E402
+from airflow_provider_outreach.core.pacing import reset_pacers  # noqa: E402
 from airflow_provider_outreach.sandbox import DEFAULT_KEYS  # noqa: E402
 from tests import secrets_watch  # noqa: E402
 from tests.seeds import base_seed  # noqa: E402
 
-pytest_plugins = ["airflow_provider_outreach.sandbox.pytest_plugin"]
+pytest_plugins = ["airflow_provider_outreach.sandbox.pytest_plugin", "tests.servers"]
 
-VENDORS = ("lemlist", "leadlex", "dialnexa")
+from airflow_provider_outreach import VENDOR_NAMES as VENDORS  # noqa: E402
+from airflow_provider_outreach import VENDORS as _REGISTRY  # noqa: E402
+
+
+def hook_path(vendor: str) -> str:
+    """Import path of a vendor's hook class, as the campaign-status trigger takes it."""
+    return next(f"airflow_provider_outreach.hooks.{name}.{cls}" for name, _, cls, _ in _REGISTRY if name == vendor)
 
 
 def connection_json(base_url: str, key: str, **extra) -> str:
@@ -66,7 +72,7 @@ def connections(sandbox, sandbox_server, monkeypatch):
 
     def set_connection(vendor: str, conn_id: str | None = None, key: str | None = None, **extra) -> str:
         conn_id = conn_id or f"{vendor}_default"
-        payload = json.loads(connection_json(f"{sandbox_server.url}/{vendor}", key or DEFAULT_KEYS[vendor], **extra))
+        payload = json.loads(connection_json(sandbox_server.vendor_url(vendor), key or DEFAULT_KEYS[vendor], **extra))
         payload["conn_type"] = vendor
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(payload))
         return conn_id
@@ -90,6 +96,7 @@ class RecordingTI:
     dag_id = "direct"
     run_id = "direct_run"
     map_index = -1
+    try_number = 1
 
     def __init__(self, task_id: str = "task") -> None:
         self.task_id = task_id
@@ -102,6 +109,22 @@ class RecordingTI:
         return self.xcoms.get(key)
 
 
+class MemoryStateStore:
+    """Airflow's task state store as an operator sees it (``get``/``set``/``delete``), in memory."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, object] = {}
+
+    def get(self, key: str, default: object = None) -> object:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: object, **_: object) -> None:
+        self.values[key] = json.loads(json.dumps(value))  # JSON only, as the real store
+
+    def delete(self, key: str) -> None:
+        self.values.pop(key, None)
+
+
 @pytest.fixture
 def context():
-    return {"ti": RecordingTI()}
+    return {"ti": RecordingTI(), "task_state_store": MemoryStateStore()}

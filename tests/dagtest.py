@@ -44,7 +44,10 @@ def xcom(dag_run, task_id: str, key: str = "return_value", map_index: int = -1) 
 
 
 def task_states(dag_run) -> dict[str, str]:
-    return {ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]": ti.state for ti in dag_run.get_task_instances()}
+    return {
+        ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]": ti.state
+        for ti in dag_run.get_task_instances()
+    }
 
 
 def new_dag(dag_id: str, **kwargs: Any):

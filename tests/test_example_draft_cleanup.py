@@ -32,4 +32,6 @@ def test_draft_cleanup_deletes_drafts_and_spares_the_rest(sandbox, connections):
     remaining = sandbox.state()["leadlex"]["campaigns"]
     assert set(remaining) == {"cmp_c3"}
     assert xcom(dr, "cleanup.delete_draft", map_index=1)["items"]["done"] == ["cmp_d2"]
-    assert not [r for r in sandbox.requests(vendor="leadlex") if r["method"] == "DELETE" and r["segments"][-1] == "cmp_c3"]
+    assert not [
+        r for r in sandbox.requests(vendor="leadlex") if r["method"] == "DELETE" and r["segments"][-1] == "cmp_c3"
+    ]

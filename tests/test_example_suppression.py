@@ -65,9 +65,11 @@ def test_suppression_sync_honours_the_days_optouts_everywhere(bag, sandbox, conn
     assert verify.changed(before, after, earlier) == []
     summary = xcom(dr, "summary")
     assert summary["lemlist add_unsubscribe"]["done"] == len(in_window) + 1
-    audit = sqlite3.connect(warehouse_db).execute(
-        "SELECT vendor, action, item, outcome, dag_id, run_id FROM outreach_suppression_audit"
-    ).fetchall()
+    audit = (
+        sqlite3.connect(warehouse_db)
+        .execute("SELECT vendor, action, item, outcome, dag_id, run_id FROM outreach_suppression_audit")
+        .fetchall()
+    )
     total = sum(sum(c.values()) for c in summary.values())
     assert len(audit) == total
     assert {row[4] for row in audit} == {"outreach_suppression_sync"} and {row[5] for row in audit} == {dr.run_id}

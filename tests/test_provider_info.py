@@ -41,7 +41,11 @@ def test_registered_with_providers_manager():
     pm = ProvidersManager()
     runtime = ProvidersManagerTaskRuntime()
     assert "airflow-provider-outreach" in pm.providers
-    for conn_type, attr in (("lemlist", "lemlist_conn_id"), ("leadlex", "leadlex_conn_id"), ("dialnexa", "dialnexa_conn_id")):
+    for conn_type, attr in (
+        ("lemlist", "lemlist_conn_id"),
+        ("leadlex", "leadlex_conn_id"),
+        ("dialnexa", "dialnexa_conn_id"),
+    ):
         hook_info = runtime.hooks[conn_type]
         assert hook_info is not None
         assert hook_info.connection_id_attribute_name == attr

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any
 
-from airflow_provider_outreach.exceptions import NotFoundError
+from airflow_provider_outreach.exceptions import CampaignNotDraftError, NotFoundError
 from airflow_provider_outreach.hooks.base import OutreachHook
+
+
+class LeadlexCampaignStatus(str, Enum):
+    DRAFT = "draft"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    PENDING_APPROVAL = "pending_approval"
+    COMPLETED = "completed"
 
 
 class LeadlexHook(OutreachHook):
@@ -26,6 +35,8 @@ class LeadlexHook(OutreachHook):
     request_id_header = "X-Request-ID"
     campaign_path = "/v1/campaigns/{campaign_id}"
     probe = ("/v1/campaigns", {"per_page": 1})
+    campaign_statuses = LeadlexCampaignStatus
+    terminal_statuses = frozenset({LeadlexCampaignStatus.COMPLETED.value})
 
     def __init__(self, leadlex_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(leadlex_conn_id, **kwargs)
@@ -36,8 +47,11 @@ class LeadlexHook(OutreachHook):
             return error.get("code"), error.get("message")
         return None, str(error)
 
-    def campaign_missing(self, error: NotFoundError) -> bool:
-        return error.code == "campaign_not_found"
+    def missing_object(self, error: NotFoundError, route: str) -> str | None:
+        return {"campaign_not_found": "campaign", "enrollment_not_found": "enrollment"}.get(error.code or "")
+
+    def probe_ok(self, body: Any) -> bool:
+        return isinstance(body, dict) and isinstance(body.get("data", {}).get("campaigns"), list)
 
     def campaign_from(self, body: Any) -> dict[str, Any]:
         return body["data"]["campaign"]
@@ -55,6 +69,31 @@ class LeadlexHook(OutreachHook):
         """Delete a campaign (LeadLex refuses anything but a draft with 409)."""
         return self.call("DELETE", "/v1/campaigns/{campaign_id}", campaign_id=campaign_id)
 
+    def delete_draft_campaign(self, campaign_id: str) -> dict[str, Any]:
+        """Delete a campaign only if it is a draft, read right before the DELETE.
+
+        :raises CampaignNotDraftError: the campaign is not a draft (nothing was sent);
+            a campaign that stops being a draft after the read gets LeadLex's own 409.
+        """
+        status = self.get_campaign(campaign_id).get("status")
+        if status != LeadlexCampaignStatus.DRAFT.value:
+            raise CampaignNotDraftError(vendor=self.vendor, campaign_id=campaign_id, status=status)
+        return self.delete_campaign(campaign_id)
+
+    def list_campaigns(self, page: int = 1, per_page: int = 100) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """One page (from 1) of campaigns and the page's ``meta`` (``page``, ``per_page``, ``total``)."""
+        body = self.call("GET", "/v1/campaigns", query={"page": page, "per_page": per_page})
+        return body["data"]["campaigns"], body.get("meta") or {}
+
+    def list_contacts(
+        self, campaign_id: str, page: int = 1, per_page: int = 100, status: str | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """One page (from 1) of a campaign's enrollments (``contact_id``, ``email``, ``status``) and its ``meta``."""
+        query: dict[str, Any] = {"page": page, "per_page": per_page}
+        if status:
+            query["status"] = status
+        body = self.call("GET", "/v1/campaigns/{campaign_id}/contacts", query=query, campaign_id=campaign_id)
+        return body["data"]["contacts"], body.get("meta") or {}
 
     def pause_campaign(self, campaign_id: str) -> dict[str, Any]:
         """Pause an active campaign; returns the campaign (``id``, ``status``, ``paused_at``)."""

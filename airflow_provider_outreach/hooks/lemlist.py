@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import base64
+from enum import Enum
 from typing import Any
 
-from airflow_provider_outreach.exceptions import NotFoundError
+from airflow_provider_outreach.exceptions import InvalidInputError, InvalidResponseError, NotFoundError
 from airflow_provider_outreach.hooks.base import OutreachHook
+
+
+class LemlistCampaignStatus(str, Enum):
+    DRAFT = "draft"
+    RUNNING = "running"
+    PAUSED = "paused"
+    ENDED = "ended"
+    ARCHIVED = "archived"
+    ERRORS = "errors"
 
 
 class LemlistHook(OutreachHook):
@@ -24,6 +34,11 @@ class LemlistHook(OutreachHook):
     default_rate_limit = (20, 2.0)
     campaign_path = "/campaigns/{campaign_id}"
     probe = ("/team", None)
+    campaign_statuses = LemlistCampaignStatus
+    terminal_statuses = frozenset({LemlistCampaignStatus.ENDED.value, LemlistCampaignStatus.ARCHIVED.value})
+    _NOT_FOUND = {"lead not found": "lead", "campaign not found": "campaign", "unsubscribe not found": "unsubscribe"}
+    #: values lemlist accepts in one bulk suppression request
+    MAX_BULK_UNSUBSCRIBES = 10_000
 
     def __init__(self, lemlist_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(lemlist_conn_id, **kwargs)
@@ -37,8 +52,12 @@ class LemlistHook(OutreachHook):
             return None, str(message) if message else None
         return None, str(body) if isinstance(body, str) else None
 
-    def campaign_missing(self, error: NotFoundError) -> bool:
-        return (error.message or "").strip().lower() == "campaign not found"
+    def missing_object(self, error: NotFoundError, route: str) -> str | None:
+        # lemlist answers a documented 404 in plain text, e.g. "Lead not found"
+        return self._NOT_FOUND.get((error.message or "").strip().lower())
+
+    def probe_ok(self, body: Any) -> bool:
+        return isinstance(body, dict) and str(body.get("_id", "")).startswith("tea_")
 
     def unsubscribe_lead(self, campaign_id: str, email: str) -> dict[str, Any]:
         """Unsubscribe the lead with ``email`` from a campaign; returns the lead."""
@@ -61,3 +80,29 @@ class LemlistHook(OutreachHook):
     def add_unsubscribe(self, value: str) -> dict[str, Any]:
         """Suppress an email, ``@domain``, LinkedIn URL or phone team-wide (idempotent)."""
         return self.call("POST", "/v2/unsubscribes/variables/{value}", value=value)
+
+    def add_unsubscribes(self, values: list[str]) -> Any:
+        """Suppress up to :attr:`MAX_BULK_UNSUBSCRIBES` values team-wide in one request.
+
+        lemlist answers ``"Variables unsubscribed"`` (no per-value result) or refuses the
+        whole request with 400 when one value is malformed.
+        """
+        if len(values) > self.MAX_BULK_UNSUBSCRIBES:
+            raise InvalidInputError(f"at most {self.MAX_BULK_UNSUBSCRIBES} values per request, got {len(values)}")
+        return self.call("POST", "/v2/unsubscribes/variables", json_body={"values": list(values)})
+
+    def get_unsubscribe(self, value: str) -> dict[str, Any]:
+        """The team-wide suppression record of ``value`` (404 ``Unsubscribe not found`` when none)."""
+        return self.call("GET", "/v2/unsubscribes/variables/{value}", value=value)
+
+    def list_unsubscribes(self, offset: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        """One page of team-wide suppressions: ``{_id, value, source, createdAt}`` records."""
+        page = self.call("GET", "/v2/unsubscribes/variables", query={"offset": offset, "limit": limit})
+        if not isinstance(page, list):
+            raise InvalidResponseError(
+                vendor=self.vendor,
+                method="GET",
+                path="/v2/unsubscribes/variables",
+                message="expected a list of records",
+            )
+        return page

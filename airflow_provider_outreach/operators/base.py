@@ -1,27 +1,20 @@
-"""Shared base of every outreach operator: one item or thousands, every one reported."""
+"""Shared base of every outreach operator: the Airflow glue around the bulk engine."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import pendulum
-from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException
 
-from airflow_provider_outreach.audit import check_table_name, write_audit_rows
-from airflow_provider_outreach.bulk import (
-    WOULD_DO,
-    ItemKind,
-    Report,
-    flatten_items,
-    prepare,
-    run_bulk,
-)
-from airflow_provider_outreach.hooks.base import OutreachHook, encode_path_param
+from airflow_provider_outreach.bulk.items import ItemKind
+from airflow_provider_outreach.core.task_state import task_state_store
+from airflow_provider_outreach.hooks.base import OutreachHook
 
-RESUME_XCOM_KEY = "outreach_resume_state"
+if TYPE_CHECKING:
+    from airflow_provider_outreach.bulk.engine import BulkPolicy
+    from airflow_provider_outreach.bulk.ledger import Ledger
+    from airflow_provider_outreach.bulk.report import Report
+
 REPORT_XCOM_KEY = "report"
 _LOGGED_FAILURES = 20
 
@@ -29,31 +22,47 @@ _LOGGED_FAILURES = 20
 class OutreachBulkOperator(BaseOperator):
     """Apply one vendor action to each item of a list and report every item's outcome.
 
-    Subclasses name the hook, the action, the templated item parameter and how one item
-    is applied. The operator returns (XCom) a report::
+    Before the first item one read proves the connection reaches the vendor's API with a
+    working key (the campaign, or the vendor's probe), also in a dry run. Items then run
+    concurrently, paced to the rate limit; each gets exactly one outcome: ``done``,
+    ``already_absent`` (only when the vendor's answer says the item itself is absent),
+    ``failed`` (with status, vendor code, reason and message), ``not_attempted`` (the run
+    stopped first), or ``would_do`` in a dry run. The run stops, and the task fails,
+    when going on cannot help: the key is refused, the campaign is gone, answers make no
+    sense, the API is down, or the audit trail cannot be written.
 
-        {"vendor", "action", "dry_run", "counts": {outcome: n}, "items": {outcome: [item, ...]},
-         "failures": [{"item", "status", "code", "reason", "message"}], "duplicates": n}
+    Progress is recorded as the run goes (in the audit table when one is set, else in the
+    task state store), so a retry or a resume after a quota wait sends only the items with
+    no final outcome yet and reports the earlier outcomes too. The operator returns (XCom)
+    a report, bounded whatever the number of items::
 
-    with the outcomes ``done``, ``already_absent``, ``failed`` (``would_do`` in a dry run).
+        {"vendor", "action", "dry_run", "counts": {outcome: n},
+         "items": {outcome: [item, ...]} (up to report_item_limit items; else "items_omitted": n),
+         "failures": [{"item", "status", "code", "reason", "message"}] (the first report_failure_limit),
+         "duplicates": n}
 
-    :param missing_ok: a 404 (already removed, not enrolled, not found) counts as
-        ``already_absent`` instead of ``failed``.
-    :param dry_run: validate and report what would be done; send nothing.
-    :param fail_on_error: after every item was tried, fail the task if any item failed.
+    :param missing_ok: an item the vendor says is absent counts as ``already_absent``
+        instead of ``failed``.
+    :param dry_run: validate, check the connection and report what would be done; change nothing.
+    :param fail_on_error: after every item was tried, fail the task if any item failed
+        (without Airflow retries when no retry can help).
     :param max_workers: concurrent requests; the hook's pacer keeps them within the rate limit.
     :param max_inline_wait: the longest rate-limit wait slept in the worker; a longer one
         (a daily quota) defers the task until the reset and resumes with the items left.
     :param audit_conn_id: a common-sql connection (SQLite, Postgres, ...) for the audit trail.
     :param audit_table: table for the audit rows; created if missing.
+    :param report_item_limit: list items in the report only up to this many.
+    :param report_failure_limit: list this many failures with their details (the rest are counted).
     """
 
     hook_class: ClassVar[type[OutreachHook]]
     action: ClassVar[str]
     item_field: ClassVar[str]
     item_kind: ClassVar[ItemKind]
-    #: other path parameters that must be usable before any request is sent
-    fixed_fields: ClassVar[tuple[str, ...]] = ()
+    #: what the vendor's 404 names when an item is absent (see the hook's ``missing_object``)
+    item_object: ClassVar[str | None] = None
+    #: the parameter naming the campaign the items are addressed in, if any
+    campaign_field: ClassVar[str | None] = None
     #: report reason for a 409 (None: a generic failure)
     conflict_reason: ClassVar[str | None] = None
     #: count a 409 as ``already_absent`` (the action can never be needed again)
@@ -71,6 +80,8 @@ class OutreachBulkOperator(BaseOperator):
         max_inline_wait: float = 60.0,
         audit_conn_id: str | None = None,
         audit_table: str | None = None,
+        report_item_limit: int = 1000,
+        report_failure_limit: int = 100,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -85,6 +96,8 @@ class OutreachBulkOperator(BaseOperator):
         self.max_inline_wait = max_inline_wait
         self.audit_conn_id = audit_conn_id
         self.audit_table = audit_table
+        self.report_item_limit = report_item_limit
+        self.report_failure_limit = report_failure_limit
 
     # -- what a subclass provides --------------------------------------------------------------
 
@@ -99,121 +112,154 @@ class OutreachBulkOperator(BaseOperator):
         return getattr(self, self.hook_class.conn_name_attr)
 
     def get_hook(self) -> OutreachHook:
-        return self.hook_class(self.conn_id, max_inline_wait=self.max_inline_wait)
+        return self.hook_class(self.conn_id, max_inline_wait=self.max_inline_wait, pool_size=max(64, self.max_workers))
 
-    def _check_fixed_fields(self) -> None:
-        for name in self.fixed_fields:
-            encode_path_param(name, getattr(self, name))
-        if self.audit_table is not None:
-            check_table_name(self.audit_table)
+    def policy(self) -> BulkPolicy:
+        from airflow_provider_outreach.bulk.engine import BulkPolicy
+
+        return BulkPolicy(
+            max_workers=self.max_workers,
+            max_inline_wait=self.max_inline_wait,
+            missing_ok=self.missing_ok,
+            item_object=self.item_object,
+            campaign_scoped=self.campaign_field is not None,
+            conflict_reason=self.conflict_reason,
+            conflict_absent=self.conflict_absent,
+        )
 
     def execute(self, context: Any) -> dict[str, Any]:
-        self._check_fixed_fields()
+        from airflow_provider_outreach.audit import check_table_name
+        from airflow_provider_outreach.bulk.items import flatten_items, prepare
+        from airflow_provider_outreach.bulk.report import Report
+        from airflow_provider_outreach.core.paths import encode_path_param
+
+        campaign_id = None
+        if self.campaign_field:
+            campaign_id = getattr(self, self.campaign_field)
+            encode_path_param(self.campaign_field, campaign_id)
+        if self.audit_table is not None:
+            check_table_name(self.audit_table)
         report = Report(vendor=self.hook_class.vendor, action=self.action, dry_run=self.dry_run)
-        items = flatten_items(getattr(self, self.item_field), self.item_field)
-        todo = prepare(items, self.item_kind, report)
+        todo = prepare(flatten_items(getattr(self, self.item_field), self.item_field), self.item_kind, report)
         self.log.info(
             "%s %s: %d items (%d duplicates dropped, %d invalid)",
             report.vendor,
             self.action,
-            len(todo) + len(report.outcomes),
+            len(todo) + len(report.results),
             report.duplicates,
-            len(report.outcomes),
+            len(report.results),
         )
-        return self._run(context, report, todo, audited=0)
-
-    def execute_resume(
-        self, context: Any, event: Any = None, state: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
-        """Continue after a quota pause with the items not yet done."""
-        if state is None:  # resumed without the deferral kwargs: use the copy kept in XCom
-            state = context["ti"].xcom_pull(task_ids=self.task_id, key=RESUME_XCOM_KEY, map_indexes=context["ti"].map_index)
-        if not state:
-            raise AirflowException(f"{self.task_id}: cannot resume, the saved progress is missing")
-        report = Report.from_dict(state["report"])
-        self.log.info(
-            "Resuming %s after the rate-limit reset: %d items finished, %d left",
-            self.action,
-            len(report.outcomes),
-            len(state["pending"]),
-        )
-        return self._run(context, report, list(state["pending"]), audited=state.get("audited", 0))
-
-    def _run(self, context: Any, report: Report, todo: list[str], audited: int) -> dict[str, Any]:
+        hook = self.get_hook()
+        self.log.info("preflight: %s", self._preflight(hook, campaign_id))
+        ledger = self._ledger(context, report, todo)
+        wanted = {*report.results, *todo}
+        earlier = {item: result for item, result in ledger.earlier().items() if item in wanted}
+        if earlier:
+            for item, result in earlier.items():
+                if item in report.results:
+                    continue
+                report.results[item] = result
+            todo = [item for item in todo if item not in earlier]
+            self.log.info("%d items have a final outcome from an earlier try; %d left to send", len(earlier), len(todo))
+        for item, result in list(report.results.items()):
+            if item not in earlier:
+                ledger.record(item, result, _now())  # invalid items: recorded once, never sent
         if self.dry_run:
+            from airflow_provider_outreach.bulk.report import WOULD_DO
+
             for item in todo:
                 report.record(item, WOULD_DO)
-            return self._finish(context, report, audited)
-        hook = self.get_hook()
-        hook.get_conn()  # an unusable connection fails the task once, before any item is tried
-        pause = run_bulk(
-            todo,
-            lambda item: self.apply(hook, item),
-            report,
-            max_workers=self.max_workers,
-            missing_ok=self.missing_ok,
-            max_inline_wait=self.max_inline_wait,
-            conflict_reason=self.conflict_reason,
-            campaign_missing=hook.campaign_missing if "campaign_id" in self.fixed_fields else None,
-            conflict_absent=self.conflict_absent,
-            logger=self.log,
-        )
-        if pause is None:
-            return self._finish(context, report, audited)
-        audited = self._audit(context, report, audited)
-        resume_at = pendulum.now("UTC") + timedelta(seconds=pause.retry_after + 1)
-        state = {"report": report.to_dict(), "pending": pause.pending, "audited": audited}
-        context["ti"].xcom_push(key=RESUME_XCOM_KEY, value=state)
+            return self._finish(context, report, ledger, stop=None)
+        return self._run(context, hook, report, ledger, todo)
+
+    def execute_resume(self, context: Any, event: Any = None) -> dict[str, Any]:
+        """Continue after a quota wait: the ledger says which items are finished."""
+        self.log.info("Resuming %s after the rate-limit reset", self.action)
+        return self.execute(context)
+
+    def _preflight(self, hook: OutreachHook, campaign_id: str | None) -> str:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from airflow_provider_outreach.exceptions import PreflightError
+
+        try:
+            return hook.preflight(campaign_id)
+        except PreflightError as exc:
+            raise AirflowFailException(f"{self.task_id}: nothing was sent: {exc}") from None
+
+    def _ledger(self, context: Any, report: Report, todo: list[str]) -> Ledger:
+        from airflow_provider_outreach.bulk.ledger import AuditLedger, Ledger, StateStoreLedger
+
+        if self.dry_run:
+            return Ledger()
+        if self.audit_conn_id:
+            from airflow_provider_outreach.audit import AuditTrail, TaskScope
+
+            audit = AuditTrail(
+                self.audit_conn_id,
+                self.audit_table,
+                TaskScope.from_context(context, self.task_id),
+                report.vendor,
+                self.action,
+            )
+            audit.ensure_table()
+            return AuditLedger(audit)
+        return StateStoreLedger(task_state_store(self, context), [*report.results, *todo])
+
+    def _run(self, context: Any, hook: OutreachHook, report: Report, ledger: Ledger, todo: list[str]) -> dict[str, Any]:
+        from datetime import timedelta
+
+        import pendulum
+
+        from airflow_provider_outreach.bulk.engine import run_bulk
+
+        result = run_bulk(todo, lambda item: self.apply(hook, item), report, self.policy(), ledger, logger=self.log)
+        if result.quota is None:
+            return self._finish(context, report, ledger, stop=result.stop)
+        quota = result.quota
+        resume_at = pendulum.now("UTC") + timedelta(seconds=quota.retry_after + 1)
         self.log.warning(
             "%s; %d items finished, %d left: deferring until %s instead of holding a worker slot",
-            pause.error,
-            len(report.outcomes),
-            len(pause.pending),
+            quota.error,
+            len(report.results),
+            len(quota.pending),
             resume_at.isoformat(),
         )
-        self.defer(trigger=DateTimeTrigger(moment=resume_at), method_name="execute_resume", kwargs={"state": state})
+        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
-    def _finish(self, context: Any, report: Report, audited: int) -> dict[str, Any]:
-        self._audit(context, report, audited)
-        result = report.to_dict()
+        self.defer(trigger=DateTimeTrigger(moment=resume_at), method_name="execute_resume")
+
+    def _finish(self, context: Any, report: Report, ledger: Ledger, stop: Any) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+        result = report.to_dict(item_limit=self.report_item_limit, failure_limit=self.report_failure_limit)
         self.log.info(report.summary())
-        for failure in list(report.failures.values())[:_LOGGED_FAILURES]:
-            self.log.warning("failed: %s", failure["message"])
-        if report.failed > _LOGGED_FAILURES:
-            self.log.warning("... and %d more failures (see the report)", report.failed - _LOGGED_FAILURES)
-        if report.failed and self.fail_on_error:
-            context["ti"].xcom_push(key=REPORT_XCOM_KEY, value=result)
-            first = next(iter(report.failures.values()))["message"]
-            raise AirflowException(
-                f"{report.failed} of {len(report.outcomes)} items failed ({report.summary()}); first: {first}. "
-                f"The full report is in XCom key {REPORT_XCOM_KEY!r}."
-            )
-        return result
+        failures = result["failures"]
+        for failure in failures[:_LOGGED_FAILURES]:
+            self.log.warning("failed: %s: %s", failure["item"], failure["message"])
+        failed = report.failed
+        if failed > _LOGGED_FAILURES:
+            self.log.warning("... and %d more failures (see the report)", failed - _LOGGED_FAILURES)
+        final = report.all_failures_final()
+        if stop is None and not (failed and self.fail_on_error):
+            ledger.finish()
+            return result
+        if stop.final if stop is not None else final:
+            ledger.finish()  # the task ends for good; a retry would need the progress
+        context["ti"].xcom_push(key=REPORT_XCOM_KEY, value=result)
+        if stop is not None:
+            message = f"stopped: {stop.cause} ({report.summary()})"
+            raise (AirflowFailException if stop.final else AirflowException)(message)
+        message = (
+            f"{failed} of {len(report.results)} items failed ({report.summary()}); "
+            f"first: {failures[0]['item']}: {failures[0]['message']}. The report is in XCom key {REPORT_XCOM_KEY!r}."
+        )
+        if final:
+            raise AirflowFailException(message + " No retry can help: every failure is permanent.")
+        raise AirflowException(message)
 
-    def _audit(self, context: Any, report: Report, audited: int) -> int:
-        """Write audit rows for the items finished since the last write; returns the new mark."""
-        if not self.audit_conn_id:
-            return audited
-        entries = list(report.outcomes.items())[audited:]
-        now = pendulum.now("UTC").isoformat()
-        ti = context.get("ti")
-        dag_id = getattr(ti, "dag_id", None)
-        run_id = getattr(ti, "run_id", None)
-        rows = [
-            (
-                report.vendor,
-                report.action,
-                item,
-                outcome,
-                report.details[item]["status"],
-                report.details[item]["message"],
-                now,
-                dag_id,
-                run_id,
-                self.task_id,
-            )
-            for item, outcome in entries
-        ]
-        write_audit_rows(self.audit_conn_id, self.audit_table, rows)
-        return audited + len(rows)
 
+def _now() -> str:
+    import pendulum
+
+    return pendulum.now("UTC").isoformat()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_outreach.bulk import ID
+from airflow_provider_outreach.bulk.items import ID
 from airflow_provider_outreach.hooks.dialnexa import DialnexaHook
 from airflow_provider_outreach.operators.base import OutreachBulkOperator
 
@@ -28,6 +28,7 @@ class DialnexaRemoveCampaignLeadOperator(OutreachBulkOperator):
     action = "remove_campaign_lead"
     item_field = "campaign_lead_id"
     item_kind = ID
+    item_object = "campaign_lead"
     conflict_reason = "campaign_closed"
 
     def __init__(

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_outreach.bulk import ID
-from airflow_provider_outreach.exceptions import ConflictError
+from airflow_provider_outreach.bulk.items import ID
 from airflow_provider_outreach.hooks.leadlex import LeadlexHook
 from airflow_provider_outreach.operators.base import OutreachBulkOperator
-from airflow_provider_outreach.statuses import LEADLEX_DELETABLE
 
 _CONN = LeadlexHook.default_conn_name
 
@@ -29,7 +27,8 @@ class LeadlexRemoveContactOperator(OutreachBulkOperator):
     action = "remove_contact"
     item_field = "contact_id"
     item_kind = ID
-    fixed_fields = ("campaign_id",)
+    item_object = "enrollment"
+    campaign_field = "campaign_id"
 
     def __init__(self, *, contact_id: Any, campaign_id: str, leadlex_conn_id: str = _CONN, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -58,6 +57,7 @@ class LeadlexDeleteCampaignOperator(OutreachBulkOperator):
     action = "delete_campaign"
     item_field = "campaign_id"
     item_kind = ID
+    item_object = "campaign"
     conflict_reason = "campaign_not_draft"
 
     def __init__(self, *, campaign_id: Any, leadlex_conn_id: str = _CONN, **kwargs: Any) -> None:
@@ -66,13 +66,4 @@ class LeadlexDeleteCampaignOperator(OutreachBulkOperator):
         self.leadlex_conn_id = leadlex_conn_id
 
     def apply(self, hook: LeadlexHook, item: str) -> Any:
-        status = hook.get_campaign(item).get("status")
-        if status != LEADLEX_DELETABLE:
-            raise ConflictError(
-                vendor=hook.vendor,
-                code="campaign_not_draft",
-                method="DELETE",
-                path=f"/v1/campaigns/{item}",
-                message=f"campaign {item} is {status}, not {LEADLEX_DELETABLE}: not deleted",
-            )
-        return hook.delete_campaign(item)
+        return hook.delete_draft_campaign(item)

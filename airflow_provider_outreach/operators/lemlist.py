@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_outreach.bulk import EMAIL, EMAIL_OR_DOMAIN, ID, ID_OR_EMAIL
+from airflow_provider_outreach.bulk.items import EMAIL, EMAIL_OR_DOMAIN, ID, ID_OR_EMAIL
 from airflow_provider_outreach.hooks.lemlist import LemlistHook
 from airflow_provider_outreach.operators.base import OutreachBulkOperator
 
@@ -27,7 +27,8 @@ class LemlistUnsubscribeLeadOperator(OutreachBulkOperator):
     action = "unsubscribe_lead"
     item_field = "email"
     item_kind = EMAIL
-    fixed_fields = ("campaign_id",)
+    item_object = "lead"
+    campaign_field = "campaign_id"
 
     def __init__(self, *, email: Any, campaign_id: str, lemlist_conn_id: str = _CONN, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -52,7 +53,8 @@ class LemlistDeleteLeadOperator(OutreachBulkOperator):
     action = "delete_lead"
     item_field = "lead_id"
     item_kind = ID
-    fixed_fields = ("campaign_id",)
+    item_object = "lead"
+    campaign_field = "campaign_id"
 
     def __init__(self, *, lead_id: Any, campaign_id: str, lemlist_conn_id: str = _CONN, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -76,6 +78,7 @@ class LemlistMarkNotInterestedOperator(OutreachBulkOperator):
     action = "mark_not_interested"
     item_field = "lead"
     item_kind = ID_OR_EMAIL
+    item_object = "lead"
 
     def __init__(self, *, lead: Any, lemlist_conn_id: str = _CONN, **kwargs: Any) -> None:
         super().__init__(**kwargs)

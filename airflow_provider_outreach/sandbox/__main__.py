@@ -17,8 +17,9 @@ import os
 import signal
 import sys
 
-from .runtime import DEFAULT_KEYS, VENDORS, parse_limit_spec
+from .config import parse_limit_spec
 from .server import SandboxServer
+from .vendors import DEFAULT_KEYS, VENDORS
 
 DEMO_SEED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_seed.json")
 
@@ -33,18 +34,26 @@ def _limit_list(specs):
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="outreach-sandbox",
-        description="Local HTTP sandbox of the lemlist, LeadLex and DialNexa APIs.")
+        prog="outreach-sandbox", description="Local HTTP sandbox of the lemlist, LeadLex and DialNexa APIs."
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765, help="0 picks a free port (default 8765)")
     p.add_argument("--seed", metavar="FILE", help="seed document (JSON)")
     p.add_argument("--demo", action="store_true", help="seed with the bundled demo data")
     p.add_argument("--latency", type=float, metavar="SECONDS", help="added to every vendor request")
     for vendor in VENDORS:
-        p.add_argument(f"--{vendor}-limit", action="append", metavar="N/SECONDS",
-                       help=f"{vendor} rate-limit window (N/SECONDS or N/utc_day; repeatable; 'none')")
-    p.add_argument("--key", action="append", metavar="VENDOR=KEY",
-                   help="API key accepted for a vendor (repeatable; replaces the default)")
+        p.add_argument(
+            f"--{vendor}-limit",
+            action="append",
+            metavar="N/SECONDS",
+            help=f"{vendor} rate-limit window (N/SECONDS or N/utc_day; repeatable; 'none')",
+        )
+    p.add_argument(
+        "--key",
+        action="append",
+        metavar="VENDOR=KEY",
+        help="API key accepted for a vendor (repeatable; replaces the default)",
+    )
     p.add_argument("--port-file", metavar="PATH", help="write the bound port to this file")
     p.add_argument("--access-log", action="store_true", help="log every request to stderr")
     return p
@@ -68,14 +77,15 @@ def main(argv=None) -> int:
         for item in args.key:
             vendor, sep, key = item.partition("=")
             if not sep or vendor not in VENDORS or not key:
-                build_parser().error(f"--key expects VENDOR=KEY with VENDOR in {VENDORS}")
+                build_parser().error(f"--key expects VENDOR=KEY with VENDOR in {tuple(VENDORS)}")
             keys.setdefault(vendor, []).append(key)
         keys = {**DEFAULT_KEYS, **keys}
     seed = args.seed or (DEMO_SEED if args.demo else None)
     try:
-        server = SandboxServer(host=args.host, port=args.port, seed=seed, keys=keys,
-                               config=config, access_log=args.access_log)
-    except (OSError, ValueError) as exc:
+        server = SandboxServer(
+            host=args.host, port=args.port, seed=seed, keys=keys, config=config, access_log=args.access_log
+        )
+    except (OSError, ValueError, TypeError) as exc:
         print(f"outreach-sandbox: {exc}", file=sys.stderr)
         return 2
     if args.port_file:
@@ -91,6 +101,8 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     server.start()
     print(f"outreach-sandbox listening on {server.url}", flush=True)
+    for vendor in VENDORS:
+        print(f"  {vendor}: {server.vendor_url(vendor)}", flush=True)
     server.serve_forever()
     return 0
 

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import requests as _requests
 
-VENDORS = ("lemlist", "leadlex", "dialnexa")
+from .vendors import vendor_class
 
 
 class SandboxError(RuntimeError):
@@ -35,14 +35,13 @@ class SandboxClient:
 
     # ---------------------------------------------------------------- plumbing
     def vendor_url(self, vendor: str) -> str:
-        """The base URL a client of that vendor should use."""
-        if vendor not in VENDORS:
-            raise ValueError(f"unknown vendor {vendor!r}")
-        return f"{self.base_url}/{vendor}"
+        """The base URL a client of that vendor should use, e.g. ``http://127.0.0.1:N/lemlist/api``."""
+        return self.base_url + vendor_class(vendor).base_path()
 
     def _call(self, method, path, json=None, params=None, allow_404=False):
-        resp = self.session.request(method, f"{self.base_url}/_sandbox/{path}", json=json,
-                                    params=params, timeout=self.timeout)
+        resp = self.session.request(
+            method, f"{self.base_url}/_sandbox/{path}", json=json, params=params, timeout=self.timeout
+        )
         if allow_404 and resp.status_code == 404:
             return None
         if not 200 <= resp.status_code < 300:
@@ -75,7 +74,7 @@ class SandboxClient:
         return self._call("POST", "reset", json={} if seed is None else {"seed": seed})
 
     def seed(self, data: dict) -> dict:
-        """Merge a seed document (see ``state.py``); returns ``{"ok", "counts"}``."""
+        """Merge a seed document (see ``state.py`` and the vendor modules); returns ``{"ok", "counts"}``."""
         return self._call("POST", "seed", json=data)
 
     def state(self) -> dict:
@@ -95,11 +94,10 @@ class SandboxClient:
         return self._call("GET", "config")
 
     def configure(self, **cfg) -> dict:
-        """Merge config keys: ``limits``, ``latency``, ``faults``, ``keys``, ``log``, ``log_limit``."""
+        """Merge config keys: ``limits``, ``latency``, ``faults``, ``keys``, ``log``, ``log_limit`` (see ``config.py``)."""
         return self._call("POST", "config", json=cfg)
 
-    def set_campaign_status(self, vendor, campaign_id, status, after_seconds=None,
-                            after_reads=None) -> dict:
+    def set_campaign_status(self, vendor, campaign_id, status, after_seconds=None, after_reads=None) -> dict:
         body = {"vendor": vendor, "id": campaign_id, "status": status}
         if after_seconds is not None:
             body["after_seconds"] = after_seconds
@@ -108,18 +106,30 @@ class SandboxClient:
         return self._call("POST", "campaign-status", json=body)
 
     def inject(self, vendor: str, script: list, phase: str | None = None) -> int:
-        """Queue scripted faults for the next requests of a vendor; returns the queue length."""
+        """Queue scripted faults (kinds: see ``config.py``) for the next requests of a vendor; returns the queue length."""
         body = {"vendor": vendor, "script": list(script)}
         if phase is not None:
             body["phase"] = phase
         return self._call("POST", "inject", json=body)["pending"]
+
+    def revoke_key(self, vendor: str, key: str | None = None, after_requests: int | None = None) -> dict:
+        """Revoke an API key (default: the vendor's default key), now or after N more authenticated requests.
+
+        Requests with it then get the vendor's 401; ``reset()`` restores it.
+        """
+        body = {"vendor": vendor}
+        if key is not None:
+            body["key"] = key
+        if after_requests is not None:
+            body["after_requests"] = after_requests
+        return self._call("POST", "keys/revoke", json=body)
 
     def clear_faults(self) -> None:
         """Drop every queued scripted fault (random faults: ``configure(faults=None)``)."""
         self._call("DELETE", "inject")
 
     # ---------------------------------------------------------------- objects
-    def get(self, vendor: str, kind: str, id: str | None = None):  # noqa: A002
+    def get(self, vendor: str, kind: str, id: str | None = None):
         path = f"objects/{quote(vendor, safe='')}/{quote(kind, safe='')}"
         if id is not None:
             path += "/" + quote(id, safe="")

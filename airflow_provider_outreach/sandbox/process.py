@@ -10,17 +10,29 @@ from pathlib import Path
 from typing import IO, Any
 
 
-def start_sandbox_process(*args: str, output: IO[Any] | int = subprocess.DEVNULL, timeout: float = 30.0) -> tuple[subprocess.Popen, str]:
+def start_sandbox_process(
+    *args: str, output: IO[Any] | int = subprocess.DEVNULL, timeout: float = 30.0
+) -> tuple[subprocess.Popen, str]:
     """Run ``python -m airflow_provider_outreach.sandbox ARGS`` on a free loopback port.
 
     :param args: more command-line options (``--demo``, ``--seed FILE``, ...).
     :param output: where its stdout and stderr go.
-    :returns: the process (terminate it when done) and the sandbox's base URL.
+    :returns: the process (terminate it when done) and the sandbox's root URL (a vendor's base URL is
+        ``SandboxClient(url).vendor_url(vendor)``).
     :raises RuntimeError: when it did not start within ``timeout`` seconds.
     """
     port_file = Path(tempfile.mkdtemp(prefix="outreach-sandbox-")) / "port"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_outreach.sandbox", *args, "--port", "0", "--port-file", str(port_file)],
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_outreach.sandbox",
+            *args,
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+        ],
         stdout=output,
         stderr=subprocess.STDOUT,
     )

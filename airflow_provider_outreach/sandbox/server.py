@@ -1,24 +1,20 @@
 """HTTP server of the outreach sandbox (standard library only).
 
-One port serves the three vendors under a prefix each, so a client configured
-with the base URL ``http://HOST:PORT/lemlist`` (resp. ``/leadlex``,
-``/dialnexa``) sends exactly the vendor's documented paths after it:
+One port serves every vendor under a mount of its own, ``/<vendor>``, standing for the
+vendor's production host; the API sits at the production path below it, so a client
+configured with ``SandboxServer.vendor_url(vendor)`` sends exactly the vendor's
+documented paths after it:
 
-* lemlist:  ``/lemlist/team``, ``/lemlist/campaigns/{id}``,
-  ``/lemlist/campaigns/{id}/pause|start``,
-  ``/lemlist/campaigns/{id}/leads/{emailOrLeadId}[?action=remove]``,
-  ``/lemlist/leads/notinterested/{leadIdOrEmail}``,
-  ``/lemlist/v2/unsubscribes/variables/{value}``
-* LeadLex:  ``/leadlex/v1/campaigns``, ``/leadlex/v1/campaigns/{id}``,
-  ``/leadlex/v1/campaigns/{id}/pause|start``, ``/leadlex/v1/campaigns/{id}/contacts``,
-  ``/leadlex/v1/campaigns/{id}/contacts/{contact_id}``
-* DialNexa: ``/dialnexa/agents``, ``/dialnexa/campaigns/{id}``,
-  ``/dialnexa/campaigns-leads/{id}``
-* admin:    ``/_sandbox/...`` (see ``app.py``)
+* lemlist:  ``http://HOST:PORT/lemlist/api``  (``https://api.lemlist.com/api``)
+* LeadLex:  ``http://HOST:PORT/leadlex/functions/v1/api-gateway``
+  (``https://data.leadlex.com/functions/v1/api-gateway``; paths start ``/v1/``)
+* DialNexa: ``http://HOST:PORT/dialnexa/v1``  (``https://api.dialnexa.com/v1``)
+* admin:    ``/_sandbox/...`` (see ``admin.py``)
 
-Paths are split on ``/`` first and each segment is percent-decoded on its own,
-so ``a%2Fb`` is the single segment ``a/b`` and can never reach another route.
-Every response carries ``Content-Length``; connections are kept alive.
+A path under a mount but outside its API base gets what the production host answers
+there (see the vendor modules). Paths are split on ``/`` first and each segment is
+percent-decoded on its own, so ``a%2Fb`` is the single segment ``a/b`` and can never
+reach another route. Every response carries ``Content-Length``; connections are kept alive.
 """
 
 from __future__ import annotations
@@ -30,11 +26,15 @@ import time
 import traceback
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
 
-from . import routes
+from .admin import handle_admin
 from .app import SandboxApp
-from .routes import Response, dumps
-from .runtime import VENDORS
+from .vendors import vendor_class
+from .wire import JSON_CT, Response, decode_segments, dumps, parse_query, reason, split_target
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 MAX_BODY = 256 * 1024 * 1024
 MAX_LINE = 65536
@@ -64,10 +64,9 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 120  # idle keep-alive connections are closed after this
 
     # quiet unless the access log is on
-    def log_message(self, format, *args):  # noqa: A002 - signature of the base class
+    def log_message(self, format, *args):
         if self.server.access_log:
-            sys.stderr.write("%s - - [%s] %s\n" % (
-                self.address_string(), self.log_date_time_string(), format % args))
+            sys.stderr.write(f"{self.address_string()} - - [{self.log_date_time_string()}] {format % args}\n")
 
     def handle_one_request(self) -> None:
         """Read one request (request line + headers) and answer it.
@@ -122,12 +121,12 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reject(501, f"unsupported method {method}")
                 return
             self._handle(method)
-        except (socket.timeout, ConnectionError):
+        except (TimeoutError, ConnectionError):
             self.close_connection = True
 
     def _reject(self, status, message) -> None:
         self.close_connection = True
-        self._write(Response(status, routes.JSON_CT, dumps({"error": message})))
+        self._write(Response(status, JSON_CT, dumps({"error": message})))
 
     # ------------------------------------------------------------------
     def _read_body(self) -> bytes:
@@ -165,13 +164,12 @@ class _Handler(BaseHTTPRequestHandler):
         body = resp.body or b""
         if self.command == "HEAD":
             body = b""
-        lines = ["HTTP/1.1 %d %s" % (resp.status, routes.reason(resp.status)),
-                 "Date: " + _http_date()]
+        lines = [f"HTTP/1.1 {resp.status} {reason(resp.status)}", "Date: " + _http_date()]
         if resp.ctype:
             lines.append("Content-Type: " + resp.ctype)
         for name, value in resp.headers:
             lines.append(f"{name}: {value}")
-        lines.append("Content-Length: %d" % len(body))
+        lines.append(f"Content-Length: {len(body)}")
         if self.close_connection:
             lines.append("Connection: close")
         elif self.request_version == "HTTP/1.0":
@@ -193,13 +191,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self, method: str) -> None:
         try:
             self._dispatch(method)
-        except (ConnectionError, socket.timeout):
+        except (TimeoutError, ConnectionError):
             self.close_connection = True
-        except Exception:  # a bug in the sandbox: answer 500 and keep serving
+        except Exception:  # noqa: BLE001 - a bug in the sandbox: answer 500 and keep serving
             traceback.print_exc(file=sys.stderr)
             self.close_connection = True
             try:
-                self._write(Response(500, routes.JSON_CT, dumps({"error": "sandbox error"})))
+                self._write(Response(500, JSON_CT, dumps({"error": "sandbox error"})))
             except OSError:
                 pass
 
@@ -208,28 +206,26 @@ class _Handler(BaseHTTPRequestHandler):
             body = self._read_body()
         except _BadRequest as exc:
             self.close_connection = True
-            self._write(Response(400, routes.JSON_CT, dumps({"error": str(exc)})))
+            self._write(Response(400, JSON_CT, dumps({"error": str(exc)})))
             return
         raw = self.path
-        path, parts, raw_query = routes.split_target(raw)
+        path, parts, raw_query = split_target(raw)
         if path is None:
-            self._write(Response(400, routes.JSON_CT, dumps({"error": "bad request target"})))
+            self._write(Response(400, JSON_CT, dumps({"error": "bad request target"})))
             return
-        head = (routes.decode_segments(parts[:1]) or [None])[0]
-        segs = routes.decode_segments(parts[1:])
-        query = routes.parse_query(raw_query)
+        head = (decode_segments(parts[:1]) or [None])[0]
+        app = self.server.app
         if head == "_sandbox":
-            resp = self.server.app.handle_admin(method, segs, query, body)
-        elif head in VENDORS:
-            rel_path = path[len(parts[0]) + 1:]
-            resp = self.server.app.handle_vendor(
-                head, method, raw, rel_path, segs, query, self.headers.get("authorization"))
+            resp = handle_admin(app, method, decode_segments(parts[1:]), parse_query(raw_query), body)
+        elif head in app.vendors:
+            req = app.request(head, method, raw, parts[1:], raw_query, body, self.headers.get("authorization"))
+            resp = app.handle_vendor(req)
             if resp is None:
                 self._drop()
                 return
         else:
-            resp = Response(404, routes.JSON_CT, dumps(
-                {"error": "not found", "hint": "use /lemlist, /leadlex, /dialnexa or /_sandbox"}))
+            mounts = ", ".join(type(v).base_path() for v in app.vendors.values())
+            resp = Response(404, JSON_CT, dumps({"error": "not found", "hint": f"use {mounts} or /_sandbox"}))
         self._write(resp)
 
 
@@ -268,18 +264,17 @@ class _HTTPServer(ThreadingHTTPServer):
 
 
 class SandboxServer:
-    """The three fake vendor APIs on one port, with in-memory state.
+    """The fake vendor APIs on one port, with in-memory state.
 
     ``seed`` is a seed document (dict) or the path of a JSON file; ``keys``
     replaces ``DEFAULT_KEYS`` for the vendors it names (see
-    ``runtime.normalize_keys``); ``config`` is a partial config applied at
+    ``config.normalize_keys``); ``config`` is a partial config applied at
     startup. Startup seed, keys and config are what ``POST /_sandbox/reset``
     restores. ``access_log=True`` writes one line per request to stderr.
     ``.app`` is the in-process ``SandboxApp`` (state, config, log).
     """
 
-    def __init__(self, host="127.0.0.1", port=0, seed=None, keys=None, config=None,
-                 access_log=False):
+    def __init__(self, host="127.0.0.1", port=0, seed=None, keys=None, config=None, access_log=False):
         self.app = SandboxApp(seed=seed, keys=keys, config=config)
         self._httpd = _HTTPServer((host, port), self.app, access_log)
         self.host = host
@@ -300,17 +295,23 @@ class SandboxServer:
             host = f"[{host}]"
         return f"http://{host}:{self.port}"
 
-    def vendor_url(self, vendor: str) -> str:
-        """Base URL to give a client of one vendor, e.g. ``http://127.0.0.1:N/lemlist``."""
-        if vendor not in VENDORS:
-            raise ValueError(f"unknown vendor {vendor!r}")
-        return f"{self.url}/{vendor}"
+    @staticmethod
+    def vendor_path(vendor: str) -> str:
+        """Path of a vendor's API on the sandbox, e.g. ``/lemlist/api``; ``ValueError`` if unknown."""
+        return vendor_class(vendor).base_path()
 
-    def start(self) -> "SandboxServer":
+    def vendor_url(self, vendor: str) -> str:
+        """Base URL to give a client of one vendor, e.g. ``http://127.0.0.1:N/lemlist/api``."""
+        return self.url + self.vendor_path(vendor)
+
+    def start(self) -> SandboxServer:
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2},
-                name=f"outreach-sandbox-{self.port}", daemon=True)
+                target=self._httpd.serve_forever,
+                kwargs={"poll_interval": 0.2},
+                name=f"outreach-sandbox-{self.port}",
+                daemon=True,
+            )
             self._thread.start()
         return self
 
@@ -340,7 +341,7 @@ class SandboxServer:
         finally:
             self.stop()
 
-    def __enter__(self) -> "SandboxServer":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -12,17 +12,16 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 
 from airflow_provider_outreach.exceptions import NotFoundError
 from airflow_provider_outreach.hooks.base import OutreachHook
-from airflow_provider_outreach.statuses import ALL, TERMINAL
-from airflow_provider_outreach.triggers.campaign_status import CampaignStatusTrigger
 
 
-def _status_set(vendor: str, name: str, values: Iterable[str] | str) -> frozenset[str]:
+def _status_set(hook_class: type[OutreachHook], name: str, values: Iterable[str] | str) -> frozenset[str]:
     if isinstance(values, str):
         values = [values]
     chosen = frozenset(str(getattr(v, "value", v)) for v in values)
-    unknown = chosen - ALL[vendor]
+    known = frozenset(s.value for s in hook_class.campaign_statuses)
+    unknown = chosen - known
     if unknown:
-        raise ValueError(f"{name}: {sorted(unknown)} are not {vendor} campaign statuses ({sorted(ALL[vendor])})")
+        raise ValueError(f"{name}: {sorted(unknown)} are not {hook_class.vendor} campaign statuses ({sorted(known)})")
     return chosen
 
 
@@ -54,19 +53,22 @@ class OutreachCampaignStatusSensor(BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        vendor = self.hook_class.vendor
         self.campaign_id = campaign_id
         self.target_statuses = _status_set(
-            vendor, "target_statuses", self.default_target_statuses if target_statuses is None else target_statuses
+            self.hook_class,
+            "target_statuses",
+            self.default_target_statuses if target_statuses is None else target_statuses,
         )
         if not self.target_statuses:
             raise ValueError("target_statuses must name at least one status")
         if failure_statuses is None:
-            self.failure_statuses = TERMINAL[vendor] - self.target_statuses
+            self.failure_statuses = self.hook_class.terminal_statuses - self.target_statuses
         else:
-            self.failure_statuses = _status_set(vendor, "failure_statuses", failure_statuses)
+            self.failure_statuses = _status_set(self.hook_class, "failure_statuses", failure_statuses)
         if self.target_statuses & self.failure_statuses:
-            raise ValueError(f"{sorted(self.target_statuses & self.failure_statuses)} are both target and failure statuses")
+            raise ValueError(
+                f"{sorted(self.target_statuses & self.failure_statuses)} are both target and failure statuses"
+            )
         self.deferrable = deferrable
 
     @property
@@ -77,10 +79,13 @@ class OutreachCampaignStatusSensor(BaseSensorOperator):
         return f"{self.hook_class.vendor} campaign {self.campaign_id}"
 
     def poke(self, context: Any) -> PokeReturnValue:
+        hook = self.hook_class(self.conn_id)
         try:
-            campaign = self.hook_class(self.conn_id).get_campaign(self.campaign_id)
-        except NotFoundError:
-            raise AirflowFailException(f"campaign {self.campaign_id} not found on {self.hook_class.vendor}") from None
+            campaign = hook.get_campaign(self.campaign_id)
+        except NotFoundError as exc:
+            if exc.missing == "campaign":
+                raise AirflowFailException(f"campaign {self.campaign_id} not found on {hook.vendor}") from None
+            raise AirflowFailException(f"{hook.base_url} answers like no known {hook.vendor} API: {exc}") from None
         status = str(campaign.get("status"))
         if status in self.failure_statuses:
             raise AirflowFailException(
@@ -98,9 +103,11 @@ class OutreachCampaignStatusSensor(BaseSensorOperator):
         first = self.poke(context)
         if first.is_done:
             return first.xcom_value
+        from airflow_provider_outreach.triggers.campaign_status import CampaignStatusTrigger
+
         self.defer(
             trigger=CampaignStatusTrigger(
-                vendor=self.hook_class.vendor,
+                hook_class=f"{self.hook_class.__module__}.{self.hook_class.__qualname__}",
                 conn_id=self.conn_id,
                 campaign_id=self.campaign_id,
                 target_statuses=sorted(self.target_statuses),

@@ -18,6 +18,8 @@ class DialnexaCampaignStatusSensor(OutreachCampaignStatusSensor):
     template_fields = ("campaign_id", "dialnexa_conn_id")
     hook_class = DialnexaHook
 
-    def __init__(self, *, campaign_id: str, dialnexa_conn_id: str = DialnexaHook.default_conn_name, **kwargs: Any) -> None:
+    def __init__(
+        self, *, campaign_id: str, dialnexa_conn_id: str = DialnexaHook.default_conn_name, **kwargs: Any
+    ) -> None:
         self.dialnexa_conn_id = dialnexa_conn_id
         super().__init__(campaign_id=campaign_id, **kwargs)

@@ -19,6 +19,8 @@ class LeadlexCampaignStatusSensor(OutreachCampaignStatusSensor):
     template_fields = ("campaign_id", "leadlex_conn_id")
     hook_class = LeadlexHook
 
-    def __init__(self, *, campaign_id: str, leadlex_conn_id: str = LeadlexHook.default_conn_name, **kwargs: Any) -> None:
+    def __init__(
+        self, *, campaign_id: str, leadlex_conn_id: str = LeadlexHook.default_conn_name, **kwargs: Any
+    ) -> None:
         self.leadlex_conn_id = leadlex_conn_id
         super().__init__(campaign_id=campaign_id, **kwargs)

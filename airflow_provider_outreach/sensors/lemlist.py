@@ -18,6 +18,8 @@ class LemlistCampaignStatusSensor(OutreachCampaignStatusSensor):
     template_fields = ("campaign_id", "lemlist_conn_id")
     hook_class = LemlistHook
 
-    def __init__(self, *, campaign_id: str, lemlist_conn_id: str = LemlistHook.default_conn_name, **kwargs: Any) -> None:
+    def __init__(
+        self, *, campaign_id: str, lemlist_conn_id: str = LemlistHook.default_conn_name, **kwargs: Any
+    ) -> None:
         self.lemlist_conn_id = lemlist_conn_id
         super().__init__(campaign_id=campaign_id, **kwargs)

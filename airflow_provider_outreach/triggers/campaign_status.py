@@ -11,24 +11,20 @@ from typing import Any
 from airflow.sdk.module_loading import import_string
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_outreach.exceptions import NotFoundError, OutreachAPIError, RateLimitError, ServerError, TransportError
-
-HOOKS = {
-    "lemlist": "airflow_provider_outreach.hooks.lemlist.LemlistHook",
-    "leadlex": "airflow_provider_outreach.hooks.leadlex.LeadlexHook",
-    "dialnexa": "airflow_provider_outreach.hooks.dialnexa.DialnexaHook",
-}
-#: errors worth polling through: the API is slow, limiting or briefly unreachable
-_TRANSIENT = (ServerError, TransportError, RateLimitError)
+from airflow_provider_outreach.core.retry import Action, decide
+from airflow_provider_outreach.exceptions import NotFoundError
+from airflow_provider_outreach.hooks.base import OutreachHook
 
 
 class CampaignStatusTrigger(BaseTrigger):
     """Poll ``GET campaign`` with one async client until the status settles.
 
-    Yields exactly one JSON event ``{"status": "success" | "failure" | "timeout" | "error",
-    "campaign_id", "campaign_status", "message"}``.
+    Failures the retry rule calls transient (5xx, 429, dropped connections) are polled
+    through until the deadline; any other ends the wait at once. Yields exactly one JSON
+    event ``{"status": "success" | "failure" | "timeout" | "error", "campaign_id",
+    "campaign_status", "message"}``.
 
-    :param vendor: ``lemlist``, ``leadlex`` or ``dialnexa``.
+    :param hook_class: import path of the vendor's hook class.
     :param conn_id: the vendor connection.
     :param campaign_id: campaign to watch.
     :param target_statuses: statuses that end the wait successfully.
@@ -40,7 +36,7 @@ class CampaignStatusTrigger(BaseTrigger):
     def __init__(
         self,
         *,
-        vendor: str,
+        hook_class: str,
         conn_id: str,
         campaign_id: str,
         target_statuses: list[str],
@@ -49,9 +45,7 @@ class CampaignStatusTrigger(BaseTrigger):
         deadline: float,
     ) -> None:
         super().__init__()
-        if vendor not in HOOKS:
-            raise ValueError(f"unknown vendor {vendor!r}; expected one of {sorted(HOOKS)}")
-        self.vendor = vendor
+        self.hook_class = hook_class
         self.conn_id = conn_id
         self.campaign_id = campaign_id
         self.target_statuses = sorted(target_statuses)
@@ -63,7 +57,7 @@ class CampaignStatusTrigger(BaseTrigger):
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
-                "vendor": self.vendor,
+                "hook_class": self.hook_class,
                 "conn_id": self.conn_id,
                 "campaign_id": self.campaign_id,
                 "target_statuses": self.target_statuses,
@@ -78,28 +72,36 @@ class CampaignStatusTrigger(BaseTrigger):
             {"status": status, "campaign_id": self.campaign_id, "campaign_status": campaign_status, "message": message}
         )
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
+    def _hook(self) -> OutreachHook:
+        cls = import_string(self.hook_class)
+        if not (isinstance(cls, type) and issubclass(cls, OutreachHook)):
+            raise TypeError(f"{self.hook_class} is not an outreach hook")
         # a few quick retries inside one poll; anything longer is the polling loop's job
-        hook = import_string(HOOKS[self.vendor])(
+        return cls(
             self.conn_id,
             max_attempts=3,
             backoff=min(0.5, self.poll_interval / 4),
             max_retry_wait=self.poll_interval,
             max_inline_wait=self.poll_interval,
         )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
+            hook = self._hook()
             await hook.aload_connection()
         except Exception as exc:
             yield self._event("error", None, f"cannot use connection {self.conn_id!r}: {exc}")
             return
-        where = f"{self.vendor} campaign {self.campaign_id}"
+        where = f"{hook.vendor} campaign {self.campaign_id}"
         status: str | None = None
         async with hook.async_client() as client:
             while True:
                 left = self.deadline - time.time()
                 if left <= 0:
                     yield self._event(
-                        "timeout", status, f"{where} did not reach {self.target_statuses} in time (last status: {status})"
+                        "timeout",
+                        status,
+                        f"{where} did not reach {self.target_statuses} in time (last status: {status})",
                     )
                     return
                 pause = self.poll_interval
@@ -108,16 +110,20 @@ class CampaignStatusTrigger(BaseTrigger):
                     campaign = await asyncio.wait_for(hook.aget_campaign(client, self.campaign_id), timeout=left)
                 except asyncio.TimeoutError:
                     continue
-                except NotFoundError:
-                    yield self._event("error", None, f"campaign {self.campaign_id} not found on {self.vendor}")
+                except NotFoundError as exc:
+                    if exc.missing == "campaign":
+                        message = f"campaign {self.campaign_id} not found on {hook.vendor}"
+                    else:
+                        message = f"{hook.base_url} answers like no known {hook.vendor} API: {exc}"
+                    yield self._event("error", None, message)
                     return
-                except _TRANSIENT as exc:
+                except Exception as exc:
+                    decision = decide(exc, max_inline_wait=float("inf"))
+                    if decision.action is Action.GIVE_UP:
+                        yield self._event("error", status, str(exc))
+                        return
                     self.log.warning("%s: %s; polling again", where, exc)
-                    if isinstance(exc, RateLimitError) and exc.retry_after:
-                        pause = max(pause, exc.retry_after)
-                except OutreachAPIError as exc:
-                    yield self._event("error", status, str(exc))
-                    return
+                    pause = max(pause, decision.wait or 0.0)
                 else:
                     status = str(campaign.get("status"))
                     if status in self.target_statuses:
@@ -125,7 +131,9 @@ class CampaignStatusTrigger(BaseTrigger):
                         return
                     if status in self.failure_statuses:
                         yield self._event(
-                            "failure", status, f"{where} is {status}; it will not become {'/'.join(self.target_statuses)}"
+                            "failure",
+                            status,
+                            f"{where} is {status}; it will not become {'/'.join(self.target_statuses)}",
                         )
                         return
                     self.log.info("%s is %s; waiting for %s", where, status, self.target_statuses)

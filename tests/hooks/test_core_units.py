@@ -9,6 +9,9 @@ import time
 import pendulum
 import pytest
 
+from airflow_provider_outreach.core.connection import resolve_base_url
+from airflow_provider_outreach.core.pacing import Pacer, PacingWait, parse_rate_headers, parse_reset, parse_retry_after
+from airflow_provider_outreach.core.paths import build_path, encode_path_param
 from airflow_provider_outreach.exceptions import (
     AuthenticationError,
     ConflictError,
@@ -21,11 +24,9 @@ from airflow_provider_outreach.exceptions import (
     ServerError,
     error_class_for,
 )
-from airflow_provider_outreach.hooks.base import build_path, encode_path_param
 from airflow_provider_outreach.hooks.dialnexa import DialnexaHook
 from airflow_provider_outreach.hooks.leadlex import LeadlexHook
 from airflow_provider_outreach.hooks.lemlist import LemlistHook
-from airflow_provider_outreach.pacing import Pacer, PacingWait, parse_rate_headers, parse_reset, parse_retry_after
 
 
 @pytest.mark.parametrize(
@@ -65,18 +66,18 @@ def test_unprotectable_path_params_are_rejected_naming_the_parameter(value):
     ],
 )
 def test_base_url_resolution(host, port, expected):
-    assert LemlistHook().resolve_base_url(host, port) == expected
+    assert resolve_base_url(host, port, conn_id="c", vendor="lemlist", default=LemlistHook.default_base_url) == expected
 
 
 @pytest.mark.parametrize("host", ["http://api.lemlist.com/api", "http://10.0.0.5/x", "http://example.com"])
 def test_plain_http_to_a_remote_host_is_refused(host):
     with pytest.raises(ConnectionConfigError, match="plain http"):
-        LemlistHook(lemlist_conn_id="prod").resolve_base_url(host)
+        resolve_base_url(host, None, conn_id="prod", vendor="lemlist", default=LemlistHook.default_base_url)
 
 
 def test_non_http_scheme_is_refused():
     with pytest.raises(ConnectionConfigError, match="http"):
-        LeadlexHook().resolve_base_url("ftp://example.com")
+        resolve_base_url("ftp://example.com", None, conn_id="c", vendor="leadlex", default=LeadlexHook.default_base_url)
 
 
 def test_hooks_do_no_lookup_in_init_and_name_their_connection():
@@ -172,7 +173,7 @@ def test_pacer_raises_instead_of_sleeping_past_max_wait():
 
 
 def test_adaptive_pacer_waits_for_reset_when_remaining_is_spent():
-    from airflow_provider_outreach.pacing import RateInfo
+    from airflow_provider_outreach.core.pacing import RateInfo
 
     pacer = Pacer()
     pacer.release(pacer.acquire(), RateInfo(limit=3, remaining=0, reset_in=0.4))
@@ -185,7 +186,7 @@ def test_adaptive_pacer_waits_for_reset_when_remaining_is_spent():
 
 
 def test_adaptive_pacer_discounts_requests_still_in_flight():
-    from airflow_provider_outreach.pacing import RateInfo
+    from airflow_provider_outreach.core.pacing import RateInfo
 
     pacer = Pacer()
     first, second, third = pacer.acquire(), pacer.acquire(), pacer.acquire()
@@ -201,7 +202,7 @@ def test_adaptive_pacer_discounts_requests_still_in_flight():
 
 
 def test_adaptive_pacer_refills_at_reset():
-    from airflow_provider_outreach.pacing import RateInfo
+    from airflow_provider_outreach.core.pacing import RateInfo
 
     pacer = Pacer()
     pacer.release(pacer.acquire(), RateInfo(limit=3, remaining=0, reset_in=0.3))
@@ -209,3 +210,69 @@ def test_adaptive_pacer_refills_at_reset():
         pacer.acquire(max_wait=1)
     with pytest.raises(PacingWait):
         pacer.acquire(max_wait=0.01)
+
+
+# -- connection settings: parsed once, empty or null means the default ------------------------
+
+
+class _Conn:
+    def __init__(self, extra: dict, password: str = "k", host: str | None = None, port: int | None = None) -> None:
+        self.extra_dejson = extra
+        self.password = password
+        self.host = host
+        self.port = port
+
+
+def _settings(hook_cls, extra: dict):
+    from airflow_provider_outreach.core.connection import ConnectionSettings
+
+    return ConnectionSettings.parse(
+        _Conn(extra),
+        conn_id="c",
+        vendor=hook_cls.vendor,
+        default_base_url=hook_cls.default_base_url,
+        default_rate_limit=hook_cls.default_rate_limit,
+    )
+
+
+@pytest.mark.parametrize("value", [None, "", "  "])
+def test_null_or_empty_tls_and_proxy_fields_mean_the_default(value):
+    settings = _settings(LemlistHook, {"verify_ssl": value, "trust_env": value, "timeout": value})
+    assert (settings.verify, settings.trust_env, settings.timeout) == (True, True, (10.0, 30.0))
+
+
+@pytest.mark.parametrize("value", [False, "false", "0", "off"])
+def test_tls_verification_is_off_only_when_asked(value):
+    assert _settings(LemlistHook, {"verify_ssl": value}).verify is False
+
+
+def test_rate_limit_period_alone_applies_to_the_default_limit():
+    assert _settings(LemlistHook, {"rate_limit": None, "rate_limit_period": 4}).rate_limit == (20, 4.0)
+    assert _settings(LemlistHook, {"rate_limit": 5, "rate_limit_period": None}).rate_limit == (5, 2.0)
+    assert _settings(LeadlexHook, {}).rate_limit is None
+    with pytest.raises(ConnectionConfigError, match="rate_limit_period"):
+        _settings(LeadlexHook, {"rate_limit_period": 60})
+
+
+def test_settings_repr_hides_the_key():
+    settings = _settings(LemlistHook, {})
+    assert "k" not in repr(settings).replace("conn_id", "").replace("timeout", "").replace("api.lemlist", "")
+
+
+def test_one_budget_per_key_whatever_the_limits_of_each_connection():
+    from airflow_provider_outreach.core.pacing import get_pacer
+
+    loose = get_pacer("lemlist", "same-key", (20, 2.0))
+    strict = get_pacer("lemlist", "same-key", (5, 2.0))
+    assert loose is strict
+    assert (strict.limit, strict.period) == (5, 2.0)  # the strictest limit applies
+    assert get_pacer("lemlist", "same-key", (20, 2.0)).limit == 5
+    assert get_pacer("lemlist", "other-key", (20, 2.0)) is not strict
+    assert get_pacer("leadlex", "same-key", None) is not strict
+
+
+def test_the_connection_pool_holds_every_worker():
+    from airflow_provider_outreach.operators.leadlex import LeadlexRemoveContactOperator
+
+    op = LeadlexRemoveContactOperator(task_id="t", contact_id="c", campaign_id="x", max_workers=100)
+    assert op.get_hook().pool_size >= 100

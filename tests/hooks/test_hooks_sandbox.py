@@ -18,7 +18,6 @@ from airflow_provider_outreach.hooks.leadlex import LeadlexHook
 from airflow_provider_outreach.hooks.lemlist import LemlistHook
 
 
-
 def _last(sandbox, vendor):
     return sandbox.requests(vendor=vendor)[-1]
 
@@ -132,7 +131,11 @@ def test_leadlex_campaign_reads_delete_and_pause(seeded):
 
 
 def test_leadlex_auth_errors(seeded, connections):
-    seeded.configure(keys={"leadlex": {"wbk_sandbox_leadlex_key": ["campaigns:read", "campaigns:write"], "wbk_ro": ["campaigns:read"]}})
+    seeded.configure(
+        keys={
+            "leadlex": {"wbk_sandbox_leadlex_key": ["campaigns:read", "campaigns:write"], "wbk_ro": ["campaigns:read"]}
+        }
+    )
     connections("leadlex", "leadlex_ro", key="wbk_ro")
     connections("leadlex", "leadlex_bad", key="wbk_wrong")
     assert LeadlexHook("leadlex_ro").get_campaign("cmp_active")["id"] == "cmp_active"
@@ -178,7 +181,9 @@ def test_dialnexa_wrong_key(seeded, connections):
 
 def test_dialnexa_message_list_is_joined():
     hook = DialnexaHook()
-    code, message = hook.error_fields({"statusCode": 400, "message": ["id must be a string", "id too long"], "error": "Bad Request"})
+    code, message = hook.error_fields(
+        {"statusCode": 400, "message": ["id must be a string", "id too long"], "error": "Bad Request"}
+    )
     assert (code, message) == ("Bad Request", "id must be a string; id too long")
 
 
@@ -221,4 +226,4 @@ def test_plain_http_to_remote_host_is_refused_before_any_request(seeded, monkeyp
 
 def test_tls_verification_is_on_by_default(seeded):
     hook = LemlistHook()
-    assert hook.get_conn().verify is True
+    assert hook.get_conn().session.verify is True

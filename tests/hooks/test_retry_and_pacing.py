@@ -19,7 +19,6 @@ from airflow_provider_outreach.hooks.lemlist import LemlistHook
 from tests.seeds import base_seed, lemlist_bulk_seed
 
 
-
 def _statuses(sandbox, vendor):
     return [r["status"] for r in sandbox.requests(vendor=vendor)]
 

@@ -33,7 +33,14 @@ def test_key_absent_from_logs_errors_and_reprs(sandbox, connections, caplog, cap
     hook = hook_cls(backoff=0.01)
     with pytest.raises(OutreachAPIError) as err:
         call(hook)
-    texts += [str(err.value), repr(err.value), repr(hook), repr(hook.get_conn().auth), repr(hook.get_conn().headers)]
+    texts += [
+        str(err.value),
+        repr(err.value),
+        repr(hook),
+        repr(hook.get_conn().session.auth),
+        repr(hook.get_conn().session.headers),
+        repr(hook.settings),
+    ]
     bad = hook_cls(f"{vendor}_wrong")
     with pytest.raises(OutreachAPIError) as err:
         call(bad)

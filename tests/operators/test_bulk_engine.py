@@ -7,7 +7,9 @@ import time
 
 import pytest
 
-from airflow_provider_outreach.bulk import EMAIL, Report, prepare, run_bulk
+from airflow_provider_outreach.bulk.engine import BulkPolicy, run_bulk
+from airflow_provider_outreach.bulk.items import EMAIL, prepare
+from airflow_provider_outreach.bulk.report import Report
 from airflow_provider_outreach.exceptions import NotFoundError, RateLimitError, ServerError
 
 
@@ -19,11 +21,8 @@ def test_progress_is_logged_during_long_runs(caplog):
         items,
         lambda item: time.sleep(0.1),
         report,
-        max_workers=2,
-        missing_ok=True,
-        max_inline_wait=60,
+        BulkPolicy(max_workers=2, max_inline_wait=60, progress_every=0.2),
         logger=logging.getLogger("bulk-test"),
-        progress_every=0.2,
     )
     progress = [r.getMessage() for r in caplog.records if "items finished" in r.getMessage()]
     assert len(progress) >= 2
@@ -34,7 +33,9 @@ def test_every_item_gets_exactly_one_outcome_whatever_happens():
     def call(item: str) -> None:
         n = int(item[1:])
         if n % 4 == 1:
-            raise NotFoundError(vendor="v", status_code=404, message="gone")
+            gone = NotFoundError(vendor="v", status_code=404, message="gone")
+            gone.missing = "lead"  # the vendor's answer names the item itself
+            raise gone
         if n % 4 == 2:
             raise ServerError(vendor="v", status_code=503, message="busy")
         if n % 4 == 3:
@@ -42,7 +43,8 @@ def test_every_item_gets_exactly_one_outcome_whatever_happens():
 
     report = Report(vendor="v", action="a")
     items = [f"i{n}" for n in range(40)]
-    assert run_bulk(items, call, report, max_workers=4, missing_ok=True, max_inline_wait=60) is None
+    result = run_bulk(items, call, report, BulkPolicy(max_workers=4, max_inline_wait=60, item_object="lead"))
+    assert result.quota is None and result.stop is None
     assert sorted(report.outcomes) == sorted(items)
     assert report.counts() == {"done": 10, "already_absent": 10, "failed": 20}
     reasons = {f["reason"] for f in report.failures.values()}
@@ -60,7 +62,7 @@ def test_a_long_quota_wait_pauses_and_hands_back_the_items_not_done():
 
     report = Report(vendor="leadlex", action="remove_contact")
     items = [f"c{n}" for n in range(10)]
-    pause = run_bulk(items, call, report, max_workers=1, missing_ok=True, max_inline_wait=60)
+    pause = run_bulk(items, call, report, BulkPolicy(max_workers=1, max_inline_wait=60)).quota
     assert pause is not None and pause.retry_after == 3600
     assert len(report.outcomes) == 3
     assert sorted(pause.pending + list(report.outcomes)) == sorted(items)

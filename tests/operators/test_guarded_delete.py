@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-
 from airflow_provider_outreach.operators.leadlex import LeadlexDeleteCampaignOperator
-
 
 
 def _deletes(sandbox):
@@ -47,7 +45,15 @@ def test_status_change_between_check_and_delete_is_reported(seeded, context):
     assert seeded.state()["leadlex"]["campaigns"]["cmp_draft"]["status"] == "active"
 
 
-def test_dry_run_reads_nothing_and_deletes_nothing(seeded, context):
+def test_dry_run_only_checks_the_connection_and_deletes_nothing(seeded, context):
     report = LeadlexDeleteCampaignOperator(task_id="t", campaign_id="cmp_draft", dry_run=True).execute(context)
     assert report["items"]["would_do"] == ["cmp_draft"]
-    assert seeded.requests() == []
+    assert [(r["method"], r["path"]) for r in seeded.requests()] == [("GET", "/v1/campaigns")]
+
+
+def test_refusal_says_what_the_campaign_is_and_that_nothing_was_sent(seeded, context):
+    op = LeadlexDeleteCampaignOperator(task_id="t", campaign_id="cmp_active", fail_on_error=False)
+    (failure,) = op.execute(context)["failures"]
+    assert (failure["status"], failure["code"], failure["reason"]) == (None, "campaign_not_draft", "campaign_not_draft")
+    assert "no answer" not in failure["message"]
+    assert failure["message"] == "leadlex campaign cmp_active is active, not draft: not deleted"

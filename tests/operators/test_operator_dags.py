@@ -7,12 +7,12 @@ import time
 
 import pytest
 from airflow.sdk import task
-from airflow.sdk.exceptions import TaskDeferred
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
-from airflow_provider_outreach.operators.base import RESUME_XCOM_KEY
+from airflow_provider_outreach.bulk.ledger import PROGRESS_KEY
 from airflow_provider_outreach.operators.leadlex import LeadlexRemoveContactOperator
 from airflow_provider_outreach.operators.lemlist import LemlistUnsubscribeLeadOperator
-from tests.conftest import RecordingTI
+from tests.conftest import MemoryStateStore, RecordingTI
 from tests.dagtest import new_dag, run_dag, task_states, xcom
 from tests.seeds import base_seed
 
@@ -33,7 +33,10 @@ def test_ids_rendered_from_upstream_xcom(sandbox, connections):
             return ["ann@example.com", "cat@example.com", "nobody@example.com"]
 
         LemlistUnsubscribeLeadOperator(
-            task_id="unsubscribe", email=optouts(), campaign_id="{{ params.campaign }}", params={"campaign": "cam_running"}
+            task_id="unsubscribe",
+            email=optouts(),
+            campaign_id="{{ params.campaign }}",
+            params={"campaign": "cam_running"},
         )
         LemlistUnsubscribeLeadOperator.partial(task_id="mapped", campaign_id="cam_running").expand(
             email=[["bob@example.com"], "ann@example.com"]
@@ -55,7 +58,9 @@ def test_ids_rendered_from_upstream_xcom(sandbox, connections):
 def test_failed_items_fail_the_task_after_all_were_tried(sandbox, connections):
     sandbox.seed(base_seed())
     with new_dag("outreach_fail_on_error") as dag:
-        LeadlexRemoveContactOperator(task_id="remove", contact_id=["ctc_ann", "..", "ctc_bob"], campaign_id="cmp_active")
+        LeadlexRemoveContactOperator(
+            task_id="remove", contact_id=["ctc_ann", "..", "ctc_bob"], campaign_id="cmp_active"
+        )
     dr = run_dag(dag)
     assert dr.state == "failed"
     assert set(sandbox.state()["leadlex"]["campaigns"]["cmp_active"]["contacts"]) == set()
@@ -86,40 +91,57 @@ def test_quota_wait_defers_and_resumes_without_repeating_items(sandbox, connecti
 
 
 def test_resume_as_the_triggerer_drives_it(sandbox, connections):
-    """A real triggerer hands the defer() kwargs back to the method named in defer()."""
+    """A real triggerer calls the method named in defer(); the progress waits in the task state store."""
     sandbox.seed(_quota_seed(8))
     sandbox.configure(limits={"leadlex": [{"limit": 5, "window": 2}]})
     ids = [f"ctc_{i:03d}" for i in range(8)]
     op = LeadlexRemoveContactOperator(
         task_id="remove", contact_id=ids, campaign_id="cmp_big", max_inline_wait=0.5, max_workers=1
     )
+    store = MemoryStateStore()
+    ti = RecordingTI()
     with pytest.raises(TaskDeferred) as deferred:
-        op.execute({"ti": RecordingTI()})
+        op.execute({"ti": ti, "task_state_store": store})
     trigger_cls, trigger_kwargs = deferred.value.trigger.serialize()
     assert trigger_cls.endswith("DateTimeTrigger")
-    state = json.loads(json.dumps(deferred.value.kwargs))["state"]  # JSON-only: survives the metadata DB
-    assert state["report"]["counts"]["done"] == 5 and len(state["pending"]) == 3
+    assert not deferred.value.kwargs  # the progress is stored once: in the task state store
+    assert ti.xcoms == {}
+    assert len(json.dumps(store.get(PROGRESS_KEY))) < 1000  # compact: no item list
     wait = (trigger_kwargs["moment"] - __import__("pendulum").now("UTC")).total_seconds()
     time.sleep(max(0.0, wait))
-    fresh_ti = RecordingTI()  # no XCom: the kwargs alone must be enough
     report = op.resume_execution(
-        deferred.value.method_name, {**deferred.value.kwargs, "event": trigger_kwargs["moment"]}, {"ti": fresh_ti}
+        deferred.value.method_name,
+        {"event": trigger_kwargs["moment"]},
+        {"ti": RecordingTI(), "task_state_store": store},
     )
     assert report["counts"]["done"] == 8
     assert sorted(report["items"]["done"]) == ids
-    assert len([r for r in sandbox.requests(vendor="leadlex") if r["status"] == 200]) == 8
+    deletes = [r for r in sandbox.requests(vendor="leadlex") if r["method"] == "DELETE"]
+    assert sorted(r["segments"][-1] for r in deletes if r["status"] == 200) == ids  # each exactly once
+    assert store.get(PROGRESS_KEY) is None  # cleared when the task ends
 
 
-def test_resume_without_kwargs_uses_the_saved_progress(sandbox, connections):
-    sandbox.seed(_quota_seed(4))
-    sandbox.configure(limits={"leadlex": [{"limit": 2, "window": 2}]})
-    ti = RecordingTI()
-    op = LeadlexRemoveContactOperator(
-        task_id="remove", contact_id=[f"ctc_{i:03d}" for i in range(4)], campaign_id="cmp_big", max_inline_wait=0.5, max_workers=1
-    )
-    with pytest.raises(TaskDeferred):
-        op.execute({"ti": ti})
-    assert ti.xcoms[RESUME_XCOM_KEY]["report"]["counts"]["done"] == 2
-    time.sleep(2.5)
-    report = op.execute_resume({"ti": ti}, event=None)
-    assert report["counts"]["done"] == 4
+def test_a_retry_sends_only_what_has_no_final_outcome(sandbox, connections):
+    """Try 1 ends on transient failures; try 2 (same task state store) sends only those items."""
+    sandbox.seed(_quota_seed(6))
+    ids = [f"ctc_{i:03d}" for i in range(6)]
+    sandbox.inject("leadlex", ["ok", "503", "ok", "ok", "503", "ok", "ok"])  # preflight, then the items
+    store = MemoryStateStore()
+
+    class OneAttempt(LeadlexRemoveContactOperator):
+        def get_hook(self):
+            return self.hook_class(self.conn_id, max_attempts=1)
+
+    op = OneAttempt(task_id="remove", contact_id=ids, campaign_id="cmp_big", max_workers=1)
+    first_ti = RecordingTI()
+    with pytest.raises(AirflowException, match="2 of 6 items failed") as err:
+        op.execute({"ti": first_ti, "task_state_store": store})
+    assert not isinstance(err.value, AirflowFailException)  # transient: Airflow retries
+    failed = sorted(first_ti.xcoms["report"]["items"]["failed"])
+    assert len(failed) == 2
+    sandbox.clear_requests()
+    report = op.execute({"ti": RecordingTI(), "task_state_store": store})
+    assert report["counts"] == {"done": 6, "already_absent": 0, "failed": 0}
+    deletes = [r["segments"][-1] for r in sandbox.requests(vendor="leadlex") if r["method"] == "DELETE"]
+    assert sorted(deletes) == failed
+    assert store.get(PROGRESS_KEY) is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_outreach.exceptions import InvalidInputError
 from airflow_provider_outreach.operators.dialnexa import DialnexaRemoveCampaignLeadOperator
@@ -18,7 +18,6 @@ from airflow_provider_outreach.operators.lemlist import (
 )
 
 REPORT_KEYS = {"vendor", "action", "dry_run", "counts", "items", "failures", "duplicates"}
-
 
 
 def _writes(sandbox):
@@ -49,8 +48,13 @@ def test_unsubscribe_list_with_mixed_outcomes_duplicates_and_invalid(seeded, con
     reasons = {f["item"]: f for f in report["failures"]}
     assert reasons["not-an-email"]["reason"] == "invalid" and "not a valid email" in reasons["not-an-email"]["message"]
     assert reasons[""]["status"] is None
-    # invalid items were never sent; each valid one exactly once
-    assert sorted(r["segments"][-1] for r in seeded.requests()) == ["ann@example.com", "bob@example.com", "zed@example.com"]
+    # invalid items were never sent; each valid one exactly once (after the campaign was read once)
+    assert [r["method"] for r in seeded.requests()][0] == "GET"
+    assert sorted(r["segments"][-1] for r in _writes(seeded)) == [
+        "ann@example.com",
+        "bob@example.com",
+        "zed@example.com",
+    ]
     leads = seeded.state()["lemlist"]["campaigns"]["cam_running"]["leads"]
     assert {lid: lead["state"] for lid, lead in leads.items()} == {
         "lea_ann": "unsubscribed",
@@ -72,24 +76,36 @@ def test_missing_ok_false_makes_404_a_failure(seeded, context):
 
 
 def test_fail_on_error_fails_only_after_every_item_was_tried(seeded, context):
-    op = LemlistDeleteLeadOperator(task_id="t", lead_id=["lea_ann", "lea_bob", "lea_cat"], campaign_id="cam_missing")
-    with pytest.raises(AirflowException, match="3 of 3 items failed") as err:
+    op = DialnexaRemoveCampaignLeadOperator(task_id="t", campaign_lead_id=["cl_old", "cl_ann", "cl_bob"])
+    with pytest.raises(AirflowFailException, match="1 of 3 items failed") as err:
         op.execute(context)
-    assert "Campaign not found" in str(err.value)
-    assert len(seeded.requests()) == 3
-    assert context["ti"].xcoms["report"]["counts"]["failed"] == 3
+    assert "cl_old" in str(err.value) and "No retry can help" in str(err.value)
+    assert len(_writes(seeded)) == 3
+    assert context["ti"].xcoms["report"]["counts"] == {"done": 2, "already_absent": 0, "failed": 1}
+
+
+def test_missing_campaign_fails_before_any_item(seeded, context):
+    op = LemlistDeleteLeadOperator(task_id="t", lead_id=["lea_ann", "lea_bob", "lea_cat"], campaign_id="cam_missing")
+    with pytest.raises(AirflowFailException, match="campaign cam_missing not found on lemlist"):
+        op.execute(context)
+    assert [(r["method"], r["path"]) for r in seeded.requests()] == [("GET", "/campaigns/cam_missing")]
 
 
 def test_dry_run_changes_nothing(seeded, context):
     before = seeded.state()
     op = LeadlexRemoveContactOperator(
-        task_id="t", contact_id=["ctc_ann", "ctc_bob", ".."], campaign_id="cmp_active", dry_run=True, fail_on_error=False
+        task_id="t",
+        contact_id=["ctc_ann", "ctc_bob", ".."],
+        campaign_id="cmp_active",
+        dry_run=True,
+        fail_on_error=False,
     )
     report = op.execute(context)
     assert report["dry_run"] is True
     assert report["counts"] == {"done": 0, "already_absent": 0, "failed": 1, "would_do": 2}
     assert report["items"]["would_do"] == ["ctc_ann", "ctc_bob"]
-    assert seeded.requests() == []
+    # only the preflight read of the campaign
+    assert [(r["method"], r["path"]) for r in seeded.requests()] == [("GET", "/v1/campaigns/cmp_active")]
     assert seeded.state() == before
 
 
@@ -104,7 +120,9 @@ def test_mark_not_interested_by_id_and_email(seeded, context):
 
 def test_add_unsubscribe_emails_and_domains(seeded, context):
     op = LemlistAddUnsubscribeOperator(
-        task_id="t", value=["dan@example.com", "@competitor.io", "@bad domain", "abuse@example.com"], fail_on_error=False
+        task_id="t",
+        value=["dan@example.com", "@competitor.io", "@bad domain", "abuse@example.com"],
+        fail_on_error=False,
     )
     report = op.execute(context)
     assert sorted(report["items"]["done"]) == ["@competitor.io", "abuse@example.com", "dan@example.com"]
@@ -150,9 +168,11 @@ def test_audit_rows_one_per_item(seeded, context, tmp_path, monkeypatch):
         audit_table="outreach_audit",
     )
     op.execute(context)
-    rows = sqlite3.connect(db).execute(
-        "SELECT vendor, action, item, outcome, status, task_id, run_id FROM outreach_audit ORDER BY item"
-    ).fetchall()
+    rows = (
+        sqlite3.connect(db)
+        .execute("SELECT vendor, action, item, outcome, status, task_id, run_id FROM outreach_audit ORDER BY item")
+        .fetchall()
+    )
     assert rows == [
         ("lemlist", "unsubscribe_lead", "ann@example.com", "done", None, "audit_task", "direct_run"),
         ("lemlist", "unsubscribe_lead", "bad", "failed", None, "audit_task", "direct_run"),
@@ -162,7 +182,11 @@ def test_audit_rows_one_per_item(seeded, context, tmp_path, monkeypatch):
 
 def test_bad_audit_table_name_is_refused_before_any_request(seeded, context):
     op = LemlistUnsubscribeLeadOperator(
-        task_id="t", email="ann@example.com", campaign_id="cam_running", audit_conn_id="x", audit_table="a; DROP TABLE b"
+        task_id="t",
+        email="ann@example.com",
+        campaign_id="cam_running",
+        audit_conn_id="x",
+        audit_table="a; DROP TABLE b",
     )
     with pytest.raises(InvalidInputError, match="audit_table"):
         op.execute(context)
@@ -181,9 +205,9 @@ def test_non_string_items_are_reported(seeded, context):
 
 def test_missing_campaign_is_a_failure_even_with_missing_ok(seeded, context):
     op = LeadlexRemoveContactOperator(task_id="t", contact_id=["ctc_ann"], campaign_id="cmp_nope", fail_on_error=False)
-    report = op.execute(context)
-    assert report["items"]["failed"] == ["ctc_ann"]
-    assert report["failures"][0]["reason"] == "campaign_not_found"
+    with pytest.raises(AirflowFailException, match="campaign cmp_nope not found on leadlex"):
+        op.execute(context)
+    assert _writes(seeded) == []
 
 
 def test_dialnexa_closed_campaign_ok_counts_as_absent(seeded, context):

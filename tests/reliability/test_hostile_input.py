@@ -14,16 +14,17 @@ import re
 from urllib.parse import quote
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from airflow_provider_outreach.core.paths import MAX_PATH_PARAM_LENGTH
 from airflow_provider_outreach.exceptions import (
     InvalidInputError,
     InvalidResponseError,
     NotFoundError,
     ServerError,
 )
-from airflow_provider_outreach.hooks.base import MAX_PATH_PARAM_LENGTH
 from airflow_provider_outreach.hooks.dialnexa import DialnexaHook
 from airflow_provider_outreach.hooks.leadlex import LeadlexHook
 from airflow_provider_outreach.hooks.lemlist import LemlistHook
@@ -176,20 +177,26 @@ def test_async_campaign_read(api, campaign_id):
 
 
 def run_items(sandbox, op) -> tuple[dict, list[dict]]:
+    """The report and the item requests (the connection check's GET left out)."""
     sandbox.clear_requests()
     report = op.execute({"ti": RecordingTI()})
-    return report, sandbox.requests()
+    return report, [r for r in sandbox.requests() if r["method"] != "GET"]
+
+
+def unique_stripped(ids: list[str]) -> list[str]:
+    """The operator's items: surrounding whitespace stripped (a CHAR(n) column pads), then de-duplicated."""
+    return list(dict.fromkeys(i.strip() for i in ids))
 
 
 def check_items(report: dict, log: list[dict], invalid_expected: set[str]) -> None:
     """Invalid items failed with reason ``invalid`` and were never sent; the others were sent once, exactly."""
-    failures = {f["item"]: f for f in report["failures"]}
-    invalid = {item for item, f in failures.items() if f["reason"] == "invalid"}
-    assert invalid == invalid_expected
-    assert all(failures[item]["status"] is None and failures[item]["message"].startswith("id ") for item in invalid)
+    invalid = set(report["items"]["failed"])
+    assert invalid == invalid_expected, "a valid item failed, or an invalid one was sent"
+    assert all(
+        f["reason"] == "invalid" and f["status"] is None and f["message"].startswith("id ") for f in report["failures"]
+    )
     sent = [record["segments"][-1] for record in log]
     assert sorted(sent) == sorted(item for items in report["items"].values() for item in items if item not in invalid)
-    assert set(failures) == invalid, "a valid item failed"
 
 
 @OPERATOR_SETTINGS
@@ -199,7 +206,7 @@ def test_leadlex_operator_items(api, ids):
     api.seed({"leadlex": {"campaigns": [{"id": "cmp_h", "status": "active"}]}})
     op = LeadlexRemoveContactOperator(task_id="t", contact_id=ids, campaign_id="cmp_h", fail_on_error=False)
     report, log = run_items(api, op)
-    unique = list(dict.fromkeys(ids))
+    unique = unique_stripped(ids)
     check_items(report, log, {i for i in unique if refusable(i)})
     assert report["duplicates"] == len(ids) - len(unique)
     assert all(r["segments"][:4] == ["v1", "campaigns", "cmp_h", "contacts"] and len(r["segments"]) == 5 for r in log)
@@ -211,7 +218,7 @@ def test_leadlex_operator_items(api, ids):
 def test_dialnexa_operator_items(api, ids):
     op = DialnexaRemoveCampaignLeadOperator(task_id="t", campaign_lead_id=ids, fail_on_error=False)
     report, log = run_items(api, op)
-    check_items(report, log, {i for i in dict.fromkeys(ids) if refusable(i)})
+    check_items(report, log, {i for i in unique_stripped(ids) if refusable(i)})
     assert all(r["segments"][0] == "campaigns-leads" and len(r["segments"]) == 2 for r in log)
 
 
@@ -299,10 +306,28 @@ def _fast(operator_cls):
     return Fast
 
 
+def test_a_garbled_success_to_a_delete_is_done(api):
+    """Any 2xx to a state-changing call means the action happened, whatever its body."""
+    api.seed({"dialnexa": {"campaigns": [{"id": "cmp_1", "status": "active", "leads": [{"id": "cl_1"}]}]}})
+    api.inject("dialnexa", ["ok", {"kind": "badjson", "phase": "after"}])
+    op = _fast(DialnexaRemoveCampaignLeadOperator)(task_id="t", campaign_lead_id=["cl_1"], max_workers=1)
+    report = op.execute({"ti": RecordingTI()})
+    assert report["items"]["done"] == ["cl_1"]
+    assert api.state()["dialnexa"]["leads"]["cl_1"]["status"] == "removed"
+
+
+def test_a_garbled_success_to_the_connection_check_stops_before_any_item(api):
+    api.seed({"dialnexa": {"campaigns": [{"id": "cmp_1", "status": "active", "leads": [{"id": "cl_1"}]}]}})
+    api.inject("dialnexa", [{"kind": "badjson"}])
+    op = _fast(DialnexaRemoveCampaignLeadOperator)(task_id="t", campaign_lead_id=["cl_1"], max_workers=1)
+    with pytest.raises(AirflowFailException, match="answers like no known dialnexa API.*not valid JSON"):
+        op.execute({"ti": RecordingTI()})
+    assert [r["method"] for r in api.requests()] == ["GET"]
+
+
 @pytest.mark.parametrize(
     ("script", "error", "words"),
     [
-        ([{"kind": "badjson"}], InvalidResponseError, "not valid JSON"),
         ([{"kind": "html500"}] * 2, ServerError, "HTTP 500: 500 Internal Server Error"),
     ],
 )
@@ -310,7 +335,7 @@ def test_hostile_answers_through_a_bulk_operator(api, script, error, words):
     api.seed(
         {"dialnexa": {"campaigns": [{"id": "cmp_1", "status": "active", "leads": [{"id": "cl_1"}, {"id": "cl_2"}]}]}}
     )
-    api.inject("dialnexa", script)
+    api.inject("dialnexa", ["ok", *script])  # the connection check passes
     op = _fast(DialnexaRemoveCampaignLeadOperator)(
         task_id="t", campaign_lead_id=["cl_1", "cl_2"], max_workers=1, fail_on_error=False
     )

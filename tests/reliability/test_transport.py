@@ -120,7 +120,7 @@ def test_operator_with_a_plain_http_connection_fails_once_and_sends_nothing(monk
 def test_trigger_with_a_plain_http_connection_ends_with_an_error_event(monkeypatch, wire):
     set_connection(monkeypatch, "leadlex", "leadlex_remote", "http://example.invalid/api")
     trigger = CampaignStatusTrigger(
-        vendor="leadlex",
+        hook_class="airflow_provider_outreach.hooks.leadlex.LeadlexHook",
         conn_id="leadlex_remote",
         campaign_id="cmp_active",
         target_statuses=["draft"],
@@ -157,11 +157,12 @@ def test_loopback_hosts_are_allowed_over_plain_http(
 ):
     sandbox.seed(base_seed())
     port = sandbox_server.port
+    api = SandboxServer.vendor_path(vendor)
     targets = {
-        f"http://127.0.0.1:{port}/{vendor}": sandbox_server,
-        f"http://localhost:{port}/{vendor}": sandbox_server,
-        f"http://127.5.5.5:{loopback_servers['127.5.5.5'].port}/{vendor}": loopback_servers["127.5.5.5"],
-        f"http://[::1]:{loopback_servers['::1'].port}/{vendor}": loopback_servers["::1"],
+        f"http://127.0.0.1:{port}{api}": sandbox_server,
+        f"http://localhost:{port}{api}": sandbox_server,
+        f"http://127.5.5.5:{loopback_servers['127.5.5.5'].port}{api}": loopback_servers["127.5.5.5"],
+        f"http://[::1]:{loopback_servers['::1'].port}{api}": loopback_servers["::1"],
     }
     for i, (host, server) in enumerate(targets.items()):
         client = SandboxClient(server.url)
@@ -217,6 +218,11 @@ def tls_sandbox(tmp_path_factory):
     server.stop()
 
 
+def tls_url(server: SandboxServer, vendor: str) -> str:
+    """The vendor's base URL on the TLS sandbox, by host name (the certificate's)."""
+    return f"https://localhost:{server.port}{server.vendor_path(vendor)}"
+
+
 async def _async_read(hook_cls, conn_id: str, campaign: str):
     hook = hook_cls(conn_id, max_attempts=1)
     await hook.aload_connection()
@@ -227,9 +233,9 @@ async def _async_read(hook_cls, conn_id: str, campaign: str):
 @pytest.mark.parametrize("vendor", sorted(HOOKS))
 def test_tls_certificates_are_verified_by_default(tls_sandbox, monkeypatch, vendor):
     server, _, admin = tls_sandbox
-    conn_id = set_connection(monkeypatch, vendor, f"{vendor}_tls", f"https://localhost:{server.port}/{vendor}")
+    conn_id = set_connection(monkeypatch, vendor, f"{vendor}_tls", tls_url(server, vendor))
     hook = HOOKS[vendor](conn_id, max_attempts=1)
-    assert hook.get_conn().verify is True
+    assert hook.get_conn().session.verify is True
     before = len(admin.requests())
     with pytest.raises(TransportError, match="CERTIFICATE_VERIFY_FAILED"):
         hook.get_campaign(CAMPAIGNS[vendor])
@@ -244,12 +250,10 @@ def test_tls_certificates_are_verified_by_default(tls_sandbox, monkeypatch, vend
 def test_verify_ssl_false_turns_verification_off_explicitly(tls_sandbox, monkeypatch, vendor, flag):
     server, _, admin = tls_sandbox
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())  # a CA bundle in the environment must not undo the flag
-    conn_id = set_connection(
-        monkeypatch, vendor, f"{vendor}_tls", f"https://localhost:{server.port}/{vendor}", verify_ssl=flag
-    )
+    conn_id = set_connection(monkeypatch, vendor, f"{vendor}_tls", tls_url(server, vendor), verify_ssl=flag)
     before = len(admin.requests(vendor=vendor))
     hook = HOOKS[vendor](conn_id, max_attempts=1)
-    assert hook.get_conn().verify is False
+    assert hook.get_conn().session.verify is False
     assert hook.get_campaign(CAMPAIGNS[vendor])["status"]
     assert asyncio.run(_async_read(HOOKS[vendor], conn_id, CAMPAIGNS[vendor]))["status"]
     assert [r["status"] for r in admin.requests(vendor=vendor)][before:] == [200, 200]
@@ -260,9 +264,9 @@ def test_verification_trusts_the_configured_ca_bundle(tls_sandbox, monkeypatch):
     server, cert_file, _ = tls_sandbox
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert_file))
     monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
-    conn_id = set_connection(monkeypatch, "dialnexa", "dialnexa_tls", f"https://localhost:{server.port}/dialnexa")
+    conn_id = set_connection(monkeypatch, "dialnexa", "dialnexa_tls", tls_url(server, "dialnexa"))
     hook = DialnexaHook(conn_id, max_attempts=1)
-    assert hook.get_conn().verify is True
+    assert hook.get_conn().session.verify is True
     assert hook.get_campaign("cmp_live")["id"] == "cmp_live"
     assert asyncio.run(_async_read(DialnexaHook, conn_id, "cmp_live"))["id"] == "cmp_live"
 
@@ -271,7 +275,7 @@ def test_a_failed_certificate_check_is_not_retried(tls_sandbox, monkeypatch):
     from airflow_provider_outreach.exceptions import TLSVerificationError
 
     server, _, admin = tls_sandbox
-    conn_id = set_connection(monkeypatch, "leadlex", "leadlex_tls", f"https://localhost:{server.port}/leadlex")
+    conn_id = set_connection(monkeypatch, "leadlex", "leadlex_tls", tls_url(server, "leadlex"))
     hook = LeadlexHook(conn_id, backoff=1.0)  # default attempts: a retry would cost at least a second
     started = time.monotonic()
     with pytest.raises(TLSVerificationError, match="CERTIFICATE_VERIFY_FAILED"):

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from airflow_provider_outreach.triggers.campaign_status import CampaignStatusTrigger
+from tests.conftest import hook_path
 from tests.seeds import base_seed
 
 FAULTS = {
@@ -35,7 +36,7 @@ def chaos(sandbox, connections):
 
 def make_trigger(vendor: str, deadline: float, target: str = "paused") -> CampaignStatusTrigger:
     return CampaignStatusTrigger(
-        vendor=vendor,
+        hook_class=hook_path(vendor),
         conn_id=f"{vendor}_chaos",
         campaign_id=CAMPAIGNS[vendor],
         target_statuses=[target],

@@ -24,22 +24,33 @@ from airflow_provider_outreach.sandbox.client import SandboxError
 REPO = Path(__file__).resolve().parents[2]
 JS_DATE = re.compile(
     r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
-    r"\d{2} \d{4} \d{2}:\d{2}:\d{2} GMT\+0000 \(Coordinated Universal Time\)$")
+    r"\d{2} \d{4} \d{2}:\d{2}:\d{2} GMT\+0000 \(Coordinated Universal Time\)$"
+)
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 SEED = {
     "lemlist": {
         "campaigns": [
-            {"_id": "cam_1", "name": "One", "status": "running", "leads": [
-                {"_id": "lea_a1", "email": "ann@example.com", "firstName": "Ann"},
-                {"_id": "lea_b1", "email": "bob@example.com", "firstName": "Bob"},
-                {"_id": "lea_c1", "email": "cat@example.com", "state": "unsubscribed"},
-                {"_id": "lea_d1", "email": "dan@example.com", "state": "removed"},
-            ]},
-            {"_id": "cam_2", "name": "Two", "status": "paused", "leads": [
-                {"_id": "lea_a2", "email": "ANN@example.com"},
-                {"_id": "lea_d2", "email": "dan@example.com"},
-            ]},
+            {
+                "_id": "cam_1",
+                "name": "One",
+                "status": "running",
+                "leads": [
+                    {"_id": "lea_a1", "email": "ann@example.com", "firstName": "Ann"},
+                    {"_id": "lea_b1", "email": "bob@example.com", "firstName": "Bob"},
+                    {"_id": "lea_c1", "email": "cat@example.com", "state": "unsubscribed"},
+                    {"_id": "lea_d1", "email": "dan@example.com", "state": "removed"},
+                ],
+            },
+            {
+                "_id": "cam_2",
+                "name": "Two",
+                "status": "paused",
+                "leads": [
+                    {"_id": "lea_a2", "email": "ANN@example.com"},
+                    {"_id": "lea_d2", "email": "dan@example.com"},
+                ],
+            },
         ],
         "unsubscribes": [
             {"value": "lead@example.com", "source": "lead"},
@@ -49,9 +60,19 @@ SEED = {
     },
     "leadlex": {
         "campaigns": [
-            {"id": "ll_active", "name": "Active", "status": "active", "contacts": [
-                {"contact_id": f"ct_{i}", "email": f"p{i}@example.com",
-                 "status": "bounced" if i % 5 == 0 else "active"} for i in range(1, 26)]},
+            {
+                "id": "ll_active",
+                "name": "Active",
+                "status": "active",
+                "contacts": [
+                    {
+                        "contact_id": f"ct_{i}",
+                        "email": f"p{i}@example.com",
+                        "status": "bounced" if i % 5 == 0 else "active",
+                    }
+                    for i in range(1, 26)
+                ],
+            },
             {"id": "ll_draft", "name": "Draft", "status": "draft"},
             {"id": "ll_paused", "name": "Paused", "status": "paused"},
             {"id": "ll_done", "name": "Done", "status": "completed"},
@@ -60,14 +81,27 @@ SEED = {
     "dialnexa": {
         "agents": [{"id": "agt_1", "name": "Ava"}],
         "campaigns": [
-            {"id": "cmp_live", "name": "Live", "status": "active", "leads": [
-                {"id": "cld_1", "phone_number": "+15550001", "name": "One"},
-                {"id": "cld_2", "phone_number": "+15550002", "status": "removed"},
-            ]},
-            {"id": "cmp_done", "name": "Done", "status": "completed", "leads": [
-                {"id": "cld_3", "phone_number": "+15550003", "status": "completed"}]},
-            {"id": "cmp_gone", "name": "Cancelled", "status": "cancelled", "leads": [
-                {"id": "cld_4", "phone_number": "+15550004"}]},
+            {
+                "id": "cmp_live",
+                "name": "Live",
+                "status": "active",
+                "leads": [
+                    {"id": "cld_1", "phone_number": "+15550001", "name": "One"},
+                    {"id": "cld_2", "phone_number": "+15550002", "status": "removed"},
+                ],
+            },
+            {
+                "id": "cmp_done",
+                "name": "Done",
+                "status": "completed",
+                "leads": [{"id": "cld_3", "phone_number": "+15550003", "status": "completed"}],
+            },
+            {
+                "id": "cmp_gone",
+                "name": "Cancelled",
+                "status": "cancelled",
+                "leads": [{"id": "cld_4", "phone_number": "+15550004"}],
+            },
         ],
     },
 }
@@ -88,7 +122,7 @@ class Api:
         self.raw = requests.Session()
 
     def url(self, vendor, path):
-        return f"{self.base}/{vendor}{path}"
+        return self.sandbox.vendor_url(vendor) + path
 
     def lemlist(self, method, path, **kw):
         return self.lem.request(method, self.url("lemlist", path), timeout=10, **kw)
@@ -126,8 +160,12 @@ def test_lemlist_auth(api):
     missing = api.raw.get(url)
     assert missing.status_code == 401 and missing.content == b""
 
-    for header in (basic("", "wrong"), basic("user", DEFAULT_KEYS["lemlist"]),
-                   f"Bearer {DEFAULT_KEYS['lemlist']}", "Basic !!notbase64!!"):
+    for header in (
+        basic("", "wrong"),
+        basic("user", DEFAULT_KEYS["lemlist"]),
+        f"Bearer {DEFAULT_KEYS['lemlist']}",
+        "Basic !!notbase64!!",
+    ):
         bad = api.raw.get(url, headers={"Authorization": header})
         assert bad.status_code == 401, header
         assert bad.headers["Content-Type"].startswith("text/plain")
@@ -137,26 +175,26 @@ def test_lemlist_auth(api):
 def test_leadlex_auth_and_permissions(api, sandbox):
     url = api.url("leadlex", "/v1/campaigns/ll_active")
     assert api.leadlex("GET", "/v1/campaigns/ll_active").status_code == 200
-    for headers in ({}, {"Authorization": "Bearer wbk_wrong"},
-                    {"Authorization": basic("", DEFAULT_KEYS["leadlex"])}):
+    for headers in ({}, {"Authorization": "Bearer wbk_wrong"}, {"Authorization": basic("", DEFAULT_KEYS["leadlex"])}):
         resp = api.raw.get(url, headers=headers)
         assert resp.status_code == 401
         assert resp.json() == {"error": {"code": "invalid_key", "message": "Invalid or expired API key"}}
         assert resp.headers["X-Request-ID"].startswith("req_")
 
-    sandbox.configure(keys={"leadlex": {"wbk_ro": ["campaigns:read"], "wbk_wo": ["campaigns:write"],
-                                        "wbk_full": None}})
+    sandbox.configure(keys={"leadlex": {"wbk_ro": ["campaigns:read"], "wbk_wo": ["campaigns:write"], "wbk_full": None}})
     ro = {"Authorization": "Bearer wbk_ro"}
     assert api.raw.get(url, headers=ro).status_code == 200
     denied = api.raw.delete(api.url("leadlex", "/v1/campaigns/ll_draft"), headers=ro)
     assert denied.status_code == 403
-    assert denied.json() == {"error": {"code": "insufficient_permissions",
-                                       "message": "Missing campaigns:write permission"}}
+    assert denied.json() == {
+        "error": {"code": "insufficient_permissions", "message": "Missing campaigns:write permission"}
+    }
     assert sandbox.leadlex_campaign("ll_draft") is not None
     wo = api.raw.get(url, headers={"Authorization": "Bearer wbk_wo"})
     assert wo.status_code == 403 and "campaigns:read" in wo.json()["error"]["message"]
-    full = api.raw.post(api.url("leadlex", "/v1/campaigns/ll_active/pause"),
-                        headers={"Authorization": "Bearer wbk_full"})
+    full = api.raw.post(
+        api.url("leadlex", "/v1/campaigns/ll_active/pause"), headers={"Authorization": "Bearer wbk_full"}
+    )
     assert full.status_code == 200
     # the default key was replaced by the configured ones
     assert api.leadlex("GET", "/v1/campaigns").status_code == 401
@@ -203,10 +241,12 @@ def test_lemlist_unsubscribe_lead_by_email(api, sandbox):
     assert sandbox.lemlist_lead("lea_a2")["state"] == "active"
     again = api.lemlist("DELETE", "/campaigns/cam_1/leads/ann%40example.com")
     assert (again.status_code, again.text) == (404, "Lead not found")
-    for path in ("/campaigns/cam_1/leads/cat%40example.com",   # already unsubscribed
-                 "/campaigns/cam_1/leads/dan%40example.com",   # removed
-                 "/campaigns/cam_1/leads/zed%40example.com",   # never there
-                 "/campaigns/cam_1/leads/lea_b1"):             # an id needs action=remove
+    for path in (
+        "/campaigns/cam_1/leads/cat%40example.com",  # already unsubscribed
+        "/campaigns/cam_1/leads/dan%40example.com",  # removed
+        "/campaigns/cam_1/leads/zed%40example.com",  # never there
+        "/campaigns/cam_1/leads/lea_b1",
+    ):  # an id needs action=remove
         resp = api.lemlist("DELETE", path)
         assert (resp.status_code, resp.text) == (404, "Lead not found"), path
     unknown = api.lemlist("DELETE", "/campaigns/cam_x/leads/ann%40example.com")
@@ -261,9 +301,10 @@ def test_lemlist_unsubscribe_variables(api, sandbox):
     for encoded, variable in cases.items():
         resp = api.lemlist("POST", f"/v2/unsubscribes/variables/{encoded}")
         assert resp.status_code == 200 and resp.json()["variable"] == variable, encoded
-    assert api.lemlist("POST", "/v2/unsubscribes/variables/%2B33%206%2012-34-56-78").json()["value"] == "+33 6 12-34-56-78"
-    assert "https://www.linkedin.com/in/jane-doe" in [
-        r["value"] for r in sandbox.lemlist_unsubscribes().values()]
+    assert (
+        api.lemlist("POST", "/v2/unsubscribes/variables/%2B33%206%2012-34-56-78").json()["value"] == "+33 6 12-34-56-78"
+    )
+    assert "https://www.linkedin.com/in/jane-doe" in [r["value"] for r in sandbox.lemlist_unsubscribes().values()]
     for bad in ("not-an-email", "%40", "12345", "a%20b%40c.com"):
         resp = api.lemlist("POST", f"/v2/unsubscribes/variables/{bad}")
         assert (resp.status_code, resp.text) == (400, "Invalid value"), bad
@@ -308,8 +349,9 @@ def test_leadlex_delete_only_drafts(api, sandbox):
     for cid in ("ll_active", "ll_paused", "ll_done"):
         resp = api.leadlex("DELETE", f"/v1/campaigns/{cid}")
         assert resp.status_code == 409
-        assert resp.json() == {"error": {"code": "campaign_not_draft",
-                                         "message": "Only draft campaigns can be deleted"}}
+        assert resp.json() == {
+            "error": {"code": "campaign_not_draft", "message": "Only draft campaigns can be deleted"}
+        }
     resp = api.leadlex("DELETE", "/v1/campaigns/ll_draft")
     assert resp.status_code == 200 and resp.json() == {"data": {"deleted": True, "id": "ll_draft"}}
     again = api.leadlex("DELETE", "/v1/campaigns/ll_draft")
@@ -350,8 +392,9 @@ def test_leadlex_contacts(api, sandbox):
     assert removed.json() == {"data": {"removed": True, "campaign_id": "ll_active", "contact_id": "ct_3"}}
     again = api.leadlex("DELETE", "/v1/campaigns/ll_active/contacts/ct_3")
     assert again.status_code == 404
-    assert again.json() == {"error": {"code": "enrollment_not_found",
-                                      "message": "Contact is not enrolled in this campaign"}}
+    assert again.json() == {
+        "error": {"code": "enrollment_not_found", "message": "Contact is not enrolled in this campaign"}
+    }
     other = api.leadlex("DELETE", "/v1/campaigns/nope/contacts/ct_3")
     assert other.json()["error"]["code"] == "campaign_not_found"
     camp = sandbox.leadlex_campaign("ll_active")
@@ -378,8 +421,11 @@ def test_dialnexa_routes(api, sandbox):
     for lid, cid, status in (("cld_3", "cmp_done", "completed"), ("cld_4", "cmp_gone", "cancelled")):
         resp = api.dialnexa("DELETE", f"/campaigns-leads/{lid}")
         assert resp.status_code == 409
-        assert resp.json() == {"statusCode": 409, "error": "Conflict",
-                               "message": f"Campaign {cid} is {status}; leads can no longer be removed"}
+        assert resp.json() == {
+            "statusCode": 409,
+            "error": "Conflict",
+            "message": f"Campaign {cid} is {status}; leads can no longer be removed",
+        }
     unknown = api.dialnexa("GET", "/nothing")
     assert unknown.status_code == 404 and unknown.json()["message"] == "Cannot GET /v1/nothing"
 
@@ -390,12 +436,12 @@ def test_path_segments_are_decoded_one_by_one(api, sandbox):
     sandbox.seed({"dialnexa": {"campaigns": [{"id": i, "name": i} for i in ids]}})
     encoded = ["a%2Fb", "what%3Fnow", "hash%23tag", "100%25", "caf%C3%A9-%E6%97%A5%E6%9C%AC", "cam_1%2Fpause"]
     sandbox.clear_requests()
-    for cid, enc in zip(ids, encoded):
+    for cid, enc in zip(ids, encoded, strict=True):
         resp = api.dialnexa("GET", f"/campaigns/{enc}")
         assert resp.status_code == 200 and resp.json()["id"] == cid, enc
     log = sandbox.requests(vendor="dialnexa")
     assert [r["segments"][1] for r in log] == ids
-    assert log[0]["path"] == "/campaigns/a%2Fb" and log[0]["raw_path"] == "/dialnexa/campaigns/a%2Fb"
+    assert log[0]["path"] == "/campaigns/a%2Fb" and log[0]["raw_path"] == "/dialnexa/v1/campaigns/a%2Fb"
     bad = api.dialnexa("GET", "/campaigns/%FF%FE")
     assert bad.status_code == 400
 
@@ -474,8 +520,11 @@ def test_dialnexa_rate_limit_and_nominal_headers(api, sandbox):
     assert [r.status_code for r in codes] == [200, 200, 429]
     assert "Retry-After" not in codes[1].headers
     limited = codes[2]
-    assert limited.json() == {"statusCode": 429, "message": "ThrottlerException: Too Many Requests",
-                              "error": "Too Many Requests"}
+    assert limited.json() == {
+        "statusCode": 429,
+        "message": "ThrottlerException: Too Many Requests",
+        "error": "Too Many Requests",
+    }
     reset = int(limited.headers["X-RateLimit-Reset"])
     assert 28 <= reset - time.time() <= 31
     assert 29 <= int(limited.headers["Retry-After"]) <= 30
@@ -503,8 +552,15 @@ def test_rate_limit_is_exact_under_concurrency(api, sandbox):
 
 def test_concurrent_writes_are_consistent(sandbox):
     n = 400
-    sandbox.reset({"lemlist": {"campaigns": [{"_id": "cam_c", "leads": [
-        {"_id": f"lea_{i}", "email": f"u{i}@example.com"} for i in range(n)]}]}})
+    sandbox.reset(
+        {
+            "lemlist": {
+                "campaigns": [
+                    {"_id": "cam_c", "leads": [{"_id": f"lea_{i}", "email": f"u{i}@example.com"} for i in range(n)]}
+                ]
+            }
+        }
+    )
     sandbox.configure(limits={"lemlist": []}, log=False)
     errors = []
 
@@ -512,7 +568,7 @@ def test_concurrent_writes_are_consistent(sandbox):
         with requests.Session() as s:
             s.auth = ("", DEFAULT_KEYS["lemlist"])
             for i in range(k, n, 8):
-                r = s.delete(f"{sandbox.base_url}/lemlist/campaigns/cam_c/leads/u{i}%40example.com", timeout=10)
+                r = s.delete(f"{sandbox.vendor_url('lemlist')}/campaigns/cam_c/leads/u{i}%40example.com", timeout=10)
                 if r.status_code != 200:
                     errors.append(r.status_code)
 
@@ -541,8 +597,9 @@ def test_latency_applies_to_vendor_requests_only(api, sandbox):
 
 
 def test_scripted_faults_each_kind(api, sandbox):
-    sandbox.inject("lemlist", ["503", "500", "html500", {"kind": "badjson"},
-                               {"kind": "slow", "slow_seconds": 0.3}, "ok", "drop"])
+    sandbox.inject(
+        "lemlist", ["503", "500", "html500", {"kind": "badjson"}, {"kind": "slow", "slow_seconds": 0.3}, "ok", "drop"]
+    )
     r = api.lemlist("GET", "/team")
     assert (r.status_code, r.text) == (503, "Service Unavailable")
     r = api.lemlist("GET", "/team")
@@ -610,8 +667,7 @@ def test_faults_skip_unauthenticated_and_admin(api, sandbox):
 
 def test_random_faults_rate_and_seed(api, sandbox):
     def run():
-        sandbox.configure(faults={"rate": 0.3, "kinds": {"503": 1, "500": 1}, "seed": 7,
-                                  "vendors": ["dialnexa"]})
+        sandbox.configure(faults={"rate": 0.3, "kinds": {"503": 1, "500": 1}, "seed": 7, "vendors": ["dialnexa"]})
         return [api.dialnexa("GET", "/agents").status_code for _ in range(300)]
 
     first = run()
@@ -625,9 +681,14 @@ def test_random_faults_rate_and_seed(api, sandbox):
 
 
 def test_invalid_config_is_rejected(sandbox):
-    for bad in ({"limits": {"lemlist": [{"limit": -1, "window": 2}]}},
-                {"faults": {"rate": 2}}, {"faults": {"kinds": {"teapot": 1}}},
-                {"latency": "fast"}, {"nope": 1}, {"keys": {"acme": "k"}}):
+    for bad in (
+        {"limits": {"lemlist": [{"limit": -1, "window": 2}]}},
+        {"faults": {"rate": 2}},
+        {"faults": {"kinds": {"teapot": 1}}},
+        {"latency": "fast"},
+        {"nope": 1},
+        {"keys": {"acme": "k"}},
+    ):
         with pytest.raises(SandboxError) as info:
             sandbox.configure(**bad)
         assert info.value.status == 400
@@ -678,21 +739,36 @@ def test_request_log(api, sandbox):
     log = sandbox.requests()
     assert len(log) == 3
     first = log[0]
-    assert set(first) == {"seq", "time", "vendor", "method", "raw_path", "path", "segments", "query",
-                          "status", "fault", "authorized", "authorization_scheme"}
+    assert set(first) == {
+        "seq",
+        "time",
+        "vendor",
+        "method",
+        "raw_path",
+        "path",
+        "segments",
+        "query",
+        "status",
+        "fault",
+        "authorized",
+        "authorization_scheme",
+        "outside_api",
+    }
     assert first["vendor"] == "lemlist" and first["method"] == "DELETE"
-    assert first["raw_path"] == "/lemlist/campaigns/cam_1/leads/ann%40example.com?x=1&x=2"
+    assert first["raw_path"] == "/lemlist/api/campaigns/cam_1/leads/ann%40example.com?x=1&x=2"
     assert first["path"] == "/campaigns/cam_1/leads/ann%40example.com"
     assert first["segments"] == ["campaigns", "cam_1", "leads", "ann@example.com"]
     assert first["query"] == {"x": ["1", "2"]}
-    assert (first["status"], first["fault"], first["authorized"]) == (200, None, True)
+    assert (first["status"], first["fault"], first["authorized"], first["outside_api"]) == (200, None, True, False)
     assert first["authorization_scheme"] == "Basic"
     assert abs(first["time"] - time.time()) < 5
     assert (log[1]["status"], log[1]["authorized"], log[1]["authorization_scheme"]) == (401, False, "Bearer")
     assert log[2]["authorization_scheme"] == "Bearer"
     dumped = json.dumps(log)
-    for secret in list(DEFAULT_KEYS.values()) + ["wbk_secret_guess",
-                                                  base64.b64encode(b":sandbox-lemlist-key").decode()]:
+    for secret in list(DEFAULT_KEYS.values()) + [
+        "wbk_secret_guess",
+        base64.b64encode(b":sandbox-lemlist-key").decode(),
+    ]:
         assert secret not in dumped
     assert [r["vendor"] for r in sandbox.requests(since=first["seq"])] == ["leadlex", "dialnexa"]
     assert [r["seq"] for r in sandbox.requests(vendor="dialnexa")] == [log[2]["seq"]]
@@ -704,9 +780,12 @@ def test_request_log(api, sandbox):
 
 
 def test_reset_restores_everything(api, sandbox):
-    sandbox.configure(limits={"lemlist": [{"limit": 1, "window": 60}]}, latency=0.01,
-                      faults={"rate": 1.0, "kinds": ["503"], "vendors": ["leadlex"]},
-                      keys={"dialnexa": "other"})
+    sandbox.configure(
+        limits={"lemlist": [{"limit": 1, "window": 60}]},
+        latency=0.01,
+        faults={"rate": 1.0, "kinds": ["503"], "vendors": ["leadlex"]},
+        keys={"dialnexa": "other"},
+    )
     assert api.lemlist("POST", "/v2/unsubscribes/variables/x%40y.com").status_code == 200
     sandbox.inject("lemlist", ["drop", "drop"])
     sandbox.reset()
@@ -725,9 +804,14 @@ def test_reset_restores_everything(api, sandbox):
 
 
 def test_seed_defaults_and_merge(sandbox):
-    sandbox.reset({"lemlist": {"campaigns": [{"name": "Generated", "leads": [
-        {"email": "x@example.com"}, {"email": "X@example.com"}]}]}})
-    (cid, camp), = sandbox.state()["lemlist"]["campaigns"].items()
+    sandbox.reset(
+        {
+            "lemlist": {
+                "campaigns": [{"name": "Generated", "leads": [{"email": "x@example.com"}, {"email": "X@example.com"}]}]
+            }
+        }
+    )
+    ((cid, camp),) = sandbox.state()["lemlist"]["campaigns"].items()
     assert cid.startswith("cam_") and camp["status"] == "running"
     leads = list(camp["leads"].values())
     assert all(lid.startswith("lea_") for lid in camp["leads"])
@@ -762,13 +846,13 @@ def test_demo_seed_loads(sandbox):
 def test_keep_alive_and_content_length(sandbox_server, api):
     conn = http.client.HTTPConnection("127.0.0.1", sandbox_server.port, timeout=10)
     auth = {"Authorization": basic("", DEFAULT_KEYS["lemlist"])}
-    for path in ("/lemlist/team", "/lemlist/nothing", "/_sandbox/health", "/nowhere"):
+    for path in ("/lemlist/api/team", "/lemlist/api/nothing", "/lemlist/team", "/_sandbox/health", "/nowhere"):
         conn.request("GET", path, headers=auth)
         resp = conn.getresponse()
         body = resp.read()
         assert resp.version == 11 and int(resp.getheader("Content-Length")) == len(body)
         assert resp.getheader("Connection") is None
-    conn.request("GET", "/lemlist/team")  # 401 with an empty body, still kept alive
+    conn.request("GET", "/lemlist/api/team")  # 401 with an empty body, still kept alive
     resp = conn.getresponse()
     assert resp.status == 401 and resp.read() == b"" and resp.getheader("Content-Length") == "0"
     conn.request("GET", "/_sandbox/health")
@@ -779,17 +863,20 @@ def test_keep_alive_and_content_length(sandbox_server, api):
 def test_server_object_and_custom_keys():
     with SandboxServer(keys={"lemlist": "k-lem"}, config={"limits": {"lemlist": "5/1"}}) as server:
         assert server.url == f"http://127.0.0.1:{server.port}"
-        assert server.vendor_url("leadlex").endswith("/leadlex")
-        r = requests.get(f"{server.url}/lemlist/team", auth=("", "k-lem"), timeout=10)
+        assert server.vendor_url("leadlex") == f"{server.url}/leadlex/functions/v1/api-gateway"
+        r = requests.get(f"{server.vendor_url('lemlist')}/team", auth=("", "k-lem"), timeout=10)
         assert r.status_code == 200 and r.headers["X-RateLimit-Limit"] == "5"
         # vendors not named in keys= keep their default key
-        r = requests.get(f"{server.url}/dialnexa/agents",
-                         headers={"Authorization": f"Bearer {DEFAULT_KEYS['dialnexa']}"}, timeout=10)
+        r = requests.get(
+            f"{server.vendor_url('dialnexa')}/agents",
+            headers={"Authorization": f"Bearer {DEFAULT_KEYS['dialnexa']}"},
+            timeout=10,
+        )
         assert r.status_code == 200
         client = SandboxClient(server.url)
         client.configure(keys={"lemlist": "changed"})
         client.reset()
-        assert requests.get(f"{server.url}/lemlist/team", auth=("", "k-lem"), timeout=10).status_code == 200
+        assert requests.get(f"{server.vendor_url('lemlist')}/team", auth=("", "k-lem"), timeout=10).status_code == 200
         client.close()
 
 
@@ -797,10 +884,26 @@ def test_cli_starts_and_stops(tmp_path):
     port_file = tmp_path / "port"
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_outreach.sandbox", "--port", "0", "--port-file",
-         str(port_file), "--demo", "--latency", "0", "--leadlex-limit", "10/60",
-         "--leadlex-limit", "100/utc_day"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_outreach.sandbox",
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+            "--demo",
+            "--latency",
+            "0",
+            "--leadlex-limit",
+            "10/60",
+            "--leadlex-limit",
+            "100/utc_day",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     try:
         line = proc.stdout.readline().decode().strip()
         match = re.fullmatch(r"outreach-sandbox listening on http://127\.0\.0\.1:(\d+)", line)
@@ -808,8 +911,10 @@ def test_cli_starts_and_stops(tmp_path):
         assert port_file.read_text().strip() == match.group(1)
         client = SandboxClient(f"http://127.0.0.1:{match.group(1)}")
         assert client.health()
-        assert client.config()["limits"]["leadlex"] == [{"limit": 10, "window": 60.0},
-                                                        {"limit": 100, "window": "utc_day"}]
+        assert client.config()["limits"]["leadlex"] == [
+            {"limit": 10, "window": 60.0},
+            {"limit": 100, "window": "utc_day"},
+        ]
         assert len(client.state()["dialnexa"]["leads"]) == 100
         client.close()
         proc.send_signal(signal.SIGTERM)
@@ -818,3 +923,321 @@ def test_cli_starts_and_stops(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# ------------------------------------------------------------ vendor layout
+SANDBOX_DIR = REPO / "airflow_provider_outreach" / "sandbox"
+
+
+def test_each_vendor_is_one_module_and_generic_code_names_none():
+    from airflow_provider_outreach.sandbox.vendors import VENDORS
+
+    assert list(VENDORS) == ["lemlist", "leadlex", "dialnexa"]
+    assert all((SANDBOX_DIR / "vendors" / f"{name}.py").is_file() for name in VENDORS)
+    vendor_test = re.compile(r"""(==|!=|\bin)\s*\(?["'](lemlist|leadlex|dialnexa)["']""")
+    for path in SANDBOX_DIR.glob("*.py"):
+        assert not vendor_test.search(path.read_text()), f"vendor-specific branch in {path.name}"
+    # the sandbox shares nothing with the client but the vendor name list
+    imports = re.compile(r"^\s*(?:from|import)\s+(airflow_provider_outreach[\w.]*)(.*)$", re.M)
+    for path in SANDBOX_DIR.rglob("*.py"):
+        for module, rest in imports.findall(path.read_text()):
+            if not module.startswith("airflow_provider_outreach.sandbox"):
+                assert (module, rest.strip()) == ("airflow_provider_outreach", "import VENDOR_NAMES"), path
+
+
+def test_vendor_urls_follow_the_production_paths(sandbox_server, sandbox):
+    expected = {"lemlist": "/lemlist/api", "leadlex": "/leadlex/functions/v1/api-gateway", "dialnexa": "/dialnexa/v1"}
+    for vendor, path in expected.items():
+        assert sandbox_server.vendor_path(vendor) == path
+        assert sandbox_server.vendor_url(vendor) == sandbox_server.url + path
+        assert sandbox.vendor_url(vendor) == sandbox_server.url + path
+    for bad in ("acme", "", "_sandbox"):
+        with pytest.raises(ValueError):
+            sandbox_server.vendor_url(bad)
+        with pytest.raises(ValueError):
+            sandbox.vendor_url(bad)
+
+
+# ------------------------------------------------------ outside the API base
+def test_lemlist_outside_api_is_an_express_404(api, sandbox):
+    sandbox.configure(limits={"lemlist": [{"limit": 1, "window": 60}]})
+    sandbox.inject("lemlist", ["503"])
+    sandbox.clear_requests()
+    host = sandbox.base_url + "/lemlist"
+    for method, path in (("GET", "/team"), ("POST", "/campaigns/cam_1/pause"), ("GET", "/a&b'c%3C"), ("GET", "")):
+        resp = api.raw.request(method, host + path + "?x=1", timeout=10)
+        assert resp.status_code == 404
+        assert resp.headers["Content-Type"] == "text/html; charset=utf-8"
+        shown = (path or "/").replace("&", "&amp;").replace("'", "&#39;")
+        assert resp.text.startswith("<!DOCTYPE html>")
+        assert f"<pre>Cannot {method} {shown}</pre>" in resp.text
+        assert "X-RateLimit-Limit" not in resp.headers and "Retry-After" not in resp.headers
+    # with a key too: neither authenticated nor counted, and no fault consumed
+    assert api.lem.get(host + "/team", timeout=10).status_code == 404
+    assert api.lemlist("GET", "/team").status_code == 503
+    log = sandbox.requests(vendor="lemlist")
+    outside = log[0]
+    assert (outside["path"], outside["segments"], outside["query"]) == ("/team", ["team"], {"x": ["1"]})
+    assert outside["raw_path"] == "/lemlist/team?x=1"
+    assert (outside["status"], outside["outside_api"], outside["authorized"], outside["fault"]) == (
+        404,
+        True,
+        None,
+        None,
+    )
+    assert log[3]["path"] == "/" and log[4]["authorization_scheme"] == "Basic"
+    assert (log[-1]["path"], log[-1]["outside_api"], log[-1]["fault"]) == ("/team", False, "503")
+    assert DEFAULT_KEYS["lemlist"] not in json.dumps(log)
+
+
+def test_leadlex_outside_api_is_an_edge_function_404(api, sandbox):
+    not_found = {"code": "NOT_FOUND", "message": "Requested function was not found"}
+    host = sandbox.base_url + "/leadlex"
+    for path in ("/v1/campaigns", "/functions/v1/campaigns", "/functions/v1/other/v1/campaigns", "/functions"):
+        resp = api.ll.get(host + path, timeout=10)
+        assert (resp.status_code, resp.json()) == (404, not_found), path
+        assert "X-Request-ID" not in resp.headers
+    assert api.leadlex("GET", "/v1/campaigns").status_code == 200
+    (record,) = sandbox.requests(vendor="leadlex")[:1]
+    assert record["outside_api"] is True and record["path"] == "/v1/campaigns"
+
+
+def test_dialnexa_outside_api_is_a_nestjs_404(api, sandbox):
+    host = sandbox.base_url + "/dialnexa"
+    resp = api.dn.get(host + "/campaigns/x", timeout=10)
+    assert resp.json() == {"statusCode": 404, "message": "Cannot GET /campaigns/x", "error": "Not Found"}
+    resp = api.raw.delete(host + "/campaigns-leads/cld_1?force=1", timeout=10)
+    assert resp.status_code == 404
+    assert resp.json() == {
+        "statusCode": 404,
+        "message": "Cannot DELETE /campaigns-leads/cld_1?force=1",
+        "error": "Not Found",
+    }
+    assert sandbox.dialnexa_lead("cld_1")["status"] == "pending"
+    assert [r["path"] for r in sandbox.requests(vendor="dialnexa")] == ["/campaigns/x", "/campaigns-leads/cld_1"]
+
+
+def test_unknown_routes_inside_the_api_differ_from_absent_items(api):
+    lem = api.lemlist("GET", "/nothing/here")
+    assert (lem.status_code, lem.text) == (404, "Not found")
+    assert api.lemlist("GET", "/campaigns/cam_x").text == "Campaign not found"
+    assert api.lemlist("DELETE", "/campaigns/cam_1/leads/x%40y.com").text == "Lead not found"
+    ll = api.leadlex("GET", "/v1/other")
+    assert ll.json() == {"error": {"code": "not_found", "message": "Route not found"}}
+    assert api.leadlex("GET", "/v1/campaigns/nope").json()["error"]["code"] == "campaign_not_found"
+    assert (
+        api.leadlex("DELETE", "/v1/campaigns/ll_active/contacts/nope").json()["error"]["code"] == "enrollment_not_found"
+    )
+    assert api.leadlex("PUT", "/v1/campaigns/ll_active").json()["error"]["code"] == "method_not_allowed"
+    cases = {
+        ("DELETE", "/campaigns-leads"): "Cannot DELETE /v1/campaigns-leads",
+        ("POST", "/campaigns/cmp_live"): "Cannot POST /v1/campaigns/cmp_live",
+        ("GET", "/nothing?page=2"): "Cannot GET /v1/nothing?page=2",
+        ("GET", "/campaigns-leads/cld_2"): "Campaign lead not found",  # removed
+        ("GET", "/campaigns-leads/cld_x"): "Campaign lead not found",  # missing
+        ("GET", "/campaigns/cmp_x"): "Campaign not found",
+    }
+    for (method, path), message in cases.items():
+        resp = api.dialnexa(method, path)
+        assert resp.json() == {"statusCode": 404, "message": message, "error": "Not Found"}, path
+
+
+# ------------------------------------------------------- lemlist suppression
+def test_lemlist_bulk_unsubscribe(api, sandbox):
+    values = [
+        "New@Example.com",
+        "@example.org",
+        "https://www.linkedin.com/in/someone",
+        "+1234567890",
+        "new@example.com",
+        "lead@example.com",
+    ]
+    resp = api.lemlist("POST", "/v2/unsubscribes/variables", json={"values": values})
+    assert resp.status_code == 200 and resp.headers["Content-Type"].startswith("application/json")
+    assert resp.json() == "Variables unsubscribed"
+    records = sandbox.lemlist_unsubscribes()
+    for key in ("new@example.com", "@example.org", "https://www.linkedin.com/in/someone", "+1234567890"):
+        assert records[key]["source"] == "api" and records[key]["_id"].startswith("uns_")
+    assert records["lead@example.com"]["source"] == "lead"  # an existing record is kept as it is
+    assert records["+1234567890"]["variable"] == "phone"
+    before = sandbox.lemlist_unsubscribes()
+    assert api.lemlist("POST", "/v2/unsubscribes/variables", json={"values": values}).status_code == 200
+    assert sandbox.lemlist_unsubscribes() == before
+    assert api.lemlist("POST", "/v2/unsubscribes/variables", json={"values": []}).json() == "Variables unsubscribed"
+
+
+def test_lemlist_bulk_unsubscribe_limits_and_validation(api, sandbox):
+    def post(**kw):
+        return api.lemlist("POST", "/v2/unsubscribes/variables", **kw)
+
+    before = sandbox.lemlist_unsubscribes()
+    too_many = post(json={"values": [f"u{i}@example.com" for i in range(10_001)]})
+    assert too_many.status_code == 400 and too_many.headers["Content-Type"].startswith("text/plain")
+    assert "10000" in too_many.text
+    for kw in (
+        {"json": ["a@example.com"]},
+        {"json": {"value": ["a@example.com"]}},
+        {"json": {"values": "a@x.com"}},
+        {"data": b"{not json"},
+        {},
+    ):
+        resp = post(**kw)
+        assert resp.status_code == 400 and resp.headers["Content-Type"].startswith("text/plain"), kw
+    mixed = post(json={"values": ["ok@example.com", "x", "@", 12, "y", "also.ok@example.com"]})
+    assert (mixed.status_code, mixed.text) == (400, 'Invalid values: "x", "@", 12, "y"')
+    many = post(json={"values": [f"bad{i}" for i in range(15)] + ["fine@example.com"]})
+    assert many.status_code == 400
+    assert many.text == "Invalid values: " + ", ".join(f'"bad{i}"' for i in range(10)) + " (and 5 more)"
+    assert sandbox.lemlist_unsubscribes() == before  # nothing applied
+    full = post(json={"values": [f"u{i}@example.com" for i in range(10_000)]})
+    assert full.status_code == 200
+    assert len(sandbox.lemlist_unsubscribes()) == len(before) + 10_000
+
+
+def test_lemlist_list_unsubscribes(api, sandbox):
+    sandbox.reset(
+        {
+            "lemlist": {
+                "unsubscribes": [
+                    {"value": "b@example.com", "source": "bounced", "createdAt": "2024-01-02T00:00:00.000Z"},
+                    {"value": "u@example.com", "source": "user"},
+                    {"value": "@example.net", "source": "abuse"},
+                    "l@example.com",
+                ]
+            }
+        }
+    )
+    values = [f"p{i}@example.com" for i in range(150)]
+    assert api.lemlist("POST", "/v2/unsubscribes/variables", json={"values": values}).status_code == 200
+    first = api.lemlist("GET", "/v2/unsubscribes/variables")
+    assert first.status_code == 200
+    page = first.json()
+    assert len(page) == 100
+    assert [r["value"] for r in page[:5]] == [
+        "b@example.com",
+        "u@example.com",
+        "@example.net",
+        "l@example.com",
+        "p0@example.com",
+    ]
+    assert all(set(r) == {"_id", "value", "source", "createdAt"} for r in page)
+    assert [r["source"] for r in page[:5]] == ["bounced", "user", "abuse", "api", "api"]
+    assert page[0]["createdAt"] == "2024-01-02T00:00:00.000Z"
+    rest = api.lemlist("GET", "/v2/unsubscribes/variables", params={"offset": 100, "limit": 100}).json()
+    assert len(rest) == 54 and rest[-1]["value"] == "p149@example.com"
+    window = api.lemlist("GET", "/v2/unsubscribes/variables?offset=3&limit=2").json()
+    assert [r["value"] for r in window] == ["l@example.com", "p0@example.com"]
+    assert api.lemlist("GET", "/v2/unsubscribes/variables?offset=1000").json() == []
+    for query in ("limit=0", "limit=101", "limit=x", "offset=-1", "offset=1.5", "limit="):
+        resp = api.lemlist("GET", f"/v2/unsubscribes/variables?{query}")
+        assert resp.status_code == 400 and resp.headers["Content-Type"].startswith("text/plain"), query
+    one = api.lemlist("GET", "/v2/unsubscribes/variables/U%40example.com")
+    assert one.status_code == 200 and one.json()["source"] == "user"
+    with pytest.raises(SandboxError):
+        sandbox.seed({"lemlist": {"unsubscribes": [{"value": "z@example.com", "source": "import"}]}})
+
+
+def test_leadlex_paging_follows_the_readme(api):
+    default = api.leadlex("GET", "/v1/campaigns/ll_active/contacts").json()
+    assert default["meta"] == {"page": 1, "per_page": 20, "total": 25} and len(default["data"]["contacts"]) == 20
+    beyond = api.leadlex("GET", "/v1/campaigns?page=3&per_page=2").json()
+    assert beyond == {"data": {"campaigns": []}, "meta": {"page": 3, "per_page": 2, "total": 4}}
+    assert api.leadlex("GET", "/v1/campaigns?per_page=1").json()["meta"] == {"page": 1, "per_page": 1, "total": 4}
+    for path in ("/v1/campaigns", "/v1/campaigns/ll_active/contacts"):
+        for query in ("page=0", "per_page=0", "per_page=101", "page=x", "page=-1"):
+            resp = api.leadlex("GET", f"{path}?{query}")
+            assert resp.status_code == 400 and resp.json()["error"]["code"] == "invalid_request", (path, query)
+
+
+# ------------------------------------------------------------- new faults
+def test_redirect_and_empty_faults(api, sandbox):
+    sandbox.inject(
+        "lemlist", ["redirect", {"kind": "redirect", "status": 307, "location": "/lemlist/api/campaigns/cam_1"}]
+    )
+    sandbox.inject("dialnexa", ["empty", {"kind": "empty", "status": 502}, {"kind": "html500", "status": 404}])
+    first = api.lemlist("GET", "/team?x=1", allow_redirects=False)
+    assert first.status_code == 302 and first.content == b"" and "Content-Type" not in first.headers
+    assert first.headers["Location"] == "/lemlist/api/team?x=1"
+    second = api.lemlist("DELETE", "/campaigns/cam_1/leads/ann%40example.com", allow_redirects=False)
+    assert second.status_code == 307 and second.headers["Location"] == "/lemlist/api/campaigns/cam_1"
+    assert sandbox.lemlist_lead("lea_a1")["state"] == "active"
+    for status in (404, 502):
+        resp = api.dialnexa("GET", "/agents")
+        assert (resp.status_code, resp.content) == (status, b"") and "Content-Type" not in resp.headers
+    page = api.dialnexa("GET", "/agents")
+    assert page.status_code == 404 and page.headers["Content-Type"].startswith("text/html")
+    assert "<title>404 Not Found</title>" in page.text and "nginx" in page.text
+    faults = [r["fault"] for r in sandbox.requests()]
+    assert faults == ["redirect", "redirect", "empty", "empty", "html500"]
+    for bad in (
+        {"kind": "redirect", "status": 200},
+        {"kind": "redirect", "location": "/x\r\nSet-Cookie: a=b"},
+        {"kind": "empty", "status": 99},
+        {"kind": "500", "status": "many"},
+    ):
+        with pytest.raises(SandboxError) as info:
+            sandbox.inject("leadlex", [bad])
+        assert info.value.status == 400
+
+
+def test_random_redirect_and_empty_faults(api, sandbox):
+    sandbox.configure(faults={"rate": 1.0, "kinds": ["redirect", "empty"], "seed": 3, "vendors": ["leadlex"]})
+    seen = {api.leadlex("GET", "/v1/campaigns", allow_redirects=False).status_code for _ in range(20)}
+    assert seen == {302, 404}
+
+
+def test_scripted_401_and_403_are_the_vendors_own(api, sandbox):
+    for vendor in ("lemlist", "leadlex", "dialnexa"):
+        sandbox.inject(vendor, ["401", {"kind": "error", "status": 403}])
+    lem = [api.lemlist("GET", "/team") for _ in range(2)]
+    assert (lem[0].status_code, lem[0].text) == (401, "The authentication you supplied is incorrect")
+    assert (lem[1].status_code, lem[1].text) == (403, "Forbidden")
+    ll = [api.leadlex("GET", "/v1/campaigns") for _ in range(2)]
+    assert ll[0].status_code == 401 and ll[0].json() == {
+        "error": {"code": "invalid_key", "message": "Invalid or expired API key"}
+    }
+    assert ll[1].status_code == 403 and ll[1].json()["error"]["code"] == "insufficient_permissions"
+    dn = [api.dialnexa("GET", "/agents") for _ in range(2)]
+    assert dn[0].json() == {"statusCode": 401, "message": "Unauthorized", "error": "Unauthorized"}
+    assert dn[1].json() == {"statusCode": 403, "message": "Forbidden resource", "error": "Forbidden"}
+
+
+# ------------------------------------------------------------ key revocation
+def test_revoke_key_now_and_after_requests(api, sandbox):
+    sandbox.configure(keys={"dialnexa": [DEFAULT_KEYS["dialnexa"], "other-key"]})
+    result = sandbox.revoke_key("lemlist")
+    assert result == {"ok": True, "vendor": "lemlist", "revoked": True, "requests_left": 0}
+    resp = api.lemlist("GET", "/team")
+    assert (resp.status_code, resp.text) == (401, "The authentication you supplied is incorrect")
+    sandbox.revoke_key("leadlex", DEFAULT_KEYS["leadlex"])
+    assert api.leadlex("GET", "/v1/campaigns").json()["error"]["code"] == "invalid_key"
+    assert sandbox.revoke_key("dialnexa", after_requests=2)["requests_left"] == 2
+    codes = [api.dialnexa("GET", "/agents").status_code for _ in range(4)]
+    assert codes == [200, 200, 401, 401]
+    assert api.dialnexa("GET", "/agents").json()["message"] == "Unauthorized"
+    other = api.raw.get(api.url("dialnexa", "/agents"), headers={"Authorization": "Bearer other-key"})
+    assert other.status_code == 200  # only that key is revoked
+    log = sandbox.requests()
+    assert log[0]["authorized"] is False and log[0]["status"] == 401
+    assert not any(key in json.dumps(log) for key in DEFAULT_KEYS.values())
+    sandbox.reset(SEED)
+    assert api.lemlist("GET", "/team").status_code == 200
+    assert api.leadlex("GET", "/v1/campaigns").status_code == 200
+    assert api.dialnexa("GET", "/agents").status_code == 200
+
+
+def test_revoke_key_errors_and_config_restores(api, sandbox):
+    for kwargs, status in (
+        ({"vendor": "acme"}, 400),
+        ({"vendor": "lemlist", "key": "not-a-key"}, 404),
+        ({"vendor": "lemlist", "after_requests": -1}, 400),
+    ):
+        vendor = kwargs.pop("vendor")
+        with pytest.raises(SandboxError) as info:
+            sandbox.revoke_key(vendor, **kwargs)
+        assert info.value.status == status
+        assert "not-a-key" not in str(info.value)
+    sandbox.revoke_key("lemlist")
+    assert api.lemlist("GET", "/team").status_code == 401
+    sandbox.configure(keys={"lemlist": DEFAULT_KEYS["lemlist"]})  # keys set again: usable again
+    assert api.lemlist("GET", "/team").status_code == 200

@@ -16,7 +16,6 @@ from tests.dagtest import new_dag, run_dag, task_states, xcom
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
 
-
 @pytest.mark.parametrize(
     ("sensor_cls", "vendor", "campaign", "target"),
     [
@@ -29,7 +28,12 @@ def test_poking_sensor_succeeds_when_status_arrives(seeded, sensor_cls, vendor, 
     seeded.set_campaign_status(vendor, campaign, target, after_reads=2)
     with new_dag(f"sense_{vendor}_poke") as dag:
         sensor_cls(
-            task_id="wait", campaign_id=campaign, target_statuses=[target], poke_interval=0.5, timeout=30, deferrable=False
+            task_id="wait",
+            campaign_id=campaign,
+            target_statuses=[target],
+            poke_interval=0.5,
+            timeout=30,
+            deferrable=False,
         )
     dr = run_dag(dag)
     assert dr.state == "success", task_states(dr)
@@ -41,7 +45,9 @@ def test_poking_sensor_succeeds_when_status_arrives(seeded, sensor_cls, vendor, 
 def test_sensor_fails_fast_on_a_failure_status(seeded):
     seeded.set_campaign_status("leadlex", "cmp_active", "completed", after_reads=1)
     with new_dag("sense_fail_fast") as dag:
-        LeadlexCampaignStatusSensor(task_id="wait", campaign_id="cmp_active", poke_interval=0.3, timeout=60, deferrable=False)
+        LeadlexCampaignStatusSensor(
+            task_id="wait", campaign_id="cmp_active", poke_interval=0.3, timeout=60, deferrable=False
+        )
     started = time.monotonic()
     dr = run_dag(dag)
     assert dr.state == "failed"
@@ -54,7 +60,12 @@ def test_sensor_fails_fast_on_a_failure_status(seeded):
 def test_sensor_times_out_and_soft_fail_skips(seeded):
     with new_dag("sense_timeout") as dag:
         DialnexaCampaignStatusSensor(
-            task_id="hard", campaign_id="cmp_live", target_statuses="paused", poke_interval=0.3, timeout=1.5, deferrable=False
+            task_id="hard",
+            campaign_id="cmp_live",
+            target_statuses="paused",
+            poke_interval=0.3,
+            timeout=1.5,
+            deferrable=False,
         )
         DialnexaCampaignStatusSensor(
             task_id="soft",
@@ -79,7 +90,9 @@ def test_statuses_are_checked_at_definition():
     with pytest.raises(ValueError, match="not leadlex campaign statuses"):
         LeadlexCampaignStatusSensor(task_id="s", campaign_id="c", target_statuses=["drafted"])
     with pytest.raises(ValueError, match="both target and failure"):
-        DialnexaCampaignStatusSensor(task_id="s", campaign_id="c", target_statuses=["paused"], failure_statuses=["paused"])
+        DialnexaCampaignStatusSensor(
+            task_id="s", campaign_id="c", target_statuses=["paused"], failure_statuses=["paused"]
+        )
     sensor = DialnexaCampaignStatusSensor(task_id="s", campaign_id="c", target_statuses=["completed"])
     assert sensor.failure_statuses == {"cancelled"}
 
@@ -91,7 +104,12 @@ def test_deferrable_sensor_pokes_first_and_does_not_defer_when_done(seeded):
 
 def test_deferrable_sensor_defers_with_an_absolute_deadline(seeded):
     sensor = LeadlexCampaignStatusSensor(
-        task_id="s", campaign_id="cmp_active", deferrable=True, timeout=120, poke_interval=7, leadlex_conn_id="leadlex_default"
+        task_id="s",
+        campaign_id="cmp_active",
+        deferrable=True,
+        timeout=120,
+        poke_interval=7,
+        leadlex_conn_id="leadlex_default",
     )
     before = time.time()
     with pytest.raises(TaskDeferred) as deferred:
@@ -99,7 +117,11 @@ def test_deferrable_sensor_defers_with_an_absolute_deadline(seeded):
     trigger = deferred.value.trigger
     assert isinstance(trigger, CampaignStatusTrigger)
     assert before + 119 <= trigger.deadline <= time.time() + 120
-    assert (trigger.vendor, trigger.campaign_id, trigger.poll_interval) == ("leadlex", "cmp_active", 7.0)
+    assert (trigger.hook_class, trigger.campaign_id, trigger.poll_interval) == (
+        "airflow_provider_outreach.hooks.leadlex.LeadlexHook",
+        "cmp_active",
+        7.0,
+    )
     assert trigger.target_statuses == ["draft"] and trigger.failure_statuses == ["completed"]
     assert deferred.value.method_name == "execute_complete"
 
@@ -107,7 +129,9 @@ def test_deferrable_sensor_defers_with_an_absolute_deadline(seeded):
 def test_deferrable_sensor_in_a_dag_run_completes_through_the_trigger(seeded):
     seeded.set_campaign_status("leadlex", "cmp_active", "draft", after_reads=2)
     with new_dag("sense_deferred") as dag:
-        LeadlexCampaignStatusSensor(task_id="wait", campaign_id="cmp_active", poke_interval=0.5, timeout=30, deferrable=True)
+        LeadlexCampaignStatusSensor(
+            task_id="wait", campaign_id="cmp_active", poke_interval=0.5, timeout=30, deferrable=True
+        )
     dr = run_dag(dag)
     assert dr.state == "success", task_states(dr)
     assert xcom(dr, "wait") == {"campaign_id": "cmp_active", "status": "draft"}
@@ -118,9 +142,15 @@ def test_deferrable_sensor_failure_and_timeout_events(seeded):
     from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 
     with pytest.raises(AirflowSkipException):
-        sensor.execute_complete({}, {"status": "timeout", "message": "late", "campaign_id": "c", "campaign_status": "x"})
+        sensor.execute_complete(
+            {}, {"status": "timeout", "message": "late", "campaign_id": "c", "campaign_status": "x"}
+        )
     sensor.soft_fail = False
     with pytest.raises(AirflowSensorTimeout, match="late"):
-        sensor.execute_complete({}, {"status": "timeout", "message": "late", "campaign_id": "c", "campaign_status": "x"})
+        sensor.execute_complete(
+            {}, {"status": "timeout", "message": "late", "campaign_id": "c", "campaign_status": "x"}
+        )
     with pytest.raises(AirflowFailException, match="is ended"):
-        sensor.execute_complete({}, {"status": "failure", "message": "c is ended", "campaign_id": "c", "campaign_status": "ended"})
+        sensor.execute_complete(
+            {}, {"status": "failure", "message": "c is ended", "campaign_id": "c", "campaign_status": "ended"}
+        )

@@ -8,14 +8,14 @@ import time
 import pytest
 
 from airflow_provider_outreach.triggers.campaign_status import CampaignStatusTrigger
+from tests.conftest import hook_path
 
 CLASSPATH = "airflow_provider_outreach.triggers.campaign_status.CampaignStatusTrigger"
 
 
-
 def _trigger(**overrides) -> CampaignStatusTrigger:
     kwargs = {
-        "vendor": "leadlex",
+        "hook_class": hook_path("leadlex"),
         "conn_id": "leadlex_default",
         "campaign_id": "cmp_active",
         "target_statuses": ["draft"],
@@ -41,7 +41,7 @@ def test_serialize_round_trips_exactly():
     classpath, kwargs = trigger.serialize()
     assert classpath == CLASSPATH
     assert kwargs == {
-        "vendor": "leadlex",
+        "hook_class": hook_path("leadlex"),
         "conn_id": "leadlex_default",
         "campaign_id": "cmp_active",
         "target_statuses": ["draft", "paused"],
@@ -69,18 +69,24 @@ def test_failure_status_event(seeded):
 
 
 def test_missing_campaign_event(seeded):
-    event = _first_event(_trigger(vendor="dialnexa", conn_id="dialnexa_default", campaign_id="cmp_nope"))
+    event = _first_event(_trigger(hook_class=hook_path("dialnexa"), conn_id="dialnexa_default", campaign_id="cmp_nope"))
     assert event["status"] == "error" and event["message"] == "campaign cmp_nope not found on dialnexa"
 
 
-@pytest.mark.parametrize("vendor,campaign", [("lemlist", "cam_running"), ("leadlex", "cmp_active"), ("dialnexa", "cmp_live")])
+@pytest.mark.parametrize(
+    "vendor,campaign", [("lemlist", "cam_running"), ("leadlex", "cmp_active"), ("dialnexa", "cmp_live")]
+)
 def test_trigger_polls_through_5xx_429_and_dropped_connections(seeded, vendor, campaign):
     seeded.inject(vendor, ["503", "drop", {"kind": "429", "retry_after": 1}, "500", "drop", "502"] * 2)
     seeded.set_campaign_status(vendor, campaign, "paused", after_seconds=1)
     started = time.monotonic()
     event = _first_event(
         _trigger(
-            vendor=vendor, conn_id=f"{vendor}_default", campaign_id=campaign, target_statuses=["paused"], failure_statuses=[]
+            hook_class=hook_path(vendor),
+            conn_id=f"{vendor}_default",
+            campaign_id=campaign,
+            target_statuses=["paused"],
+            failure_statuses=[],
         )
     )
     assert event["status"] == "success", event

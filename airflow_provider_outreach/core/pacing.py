@@ -249,20 +249,34 @@ class Pacer:
         with self._lock:
             self._blocked_until = max(self._blocked_until, time.monotonic() + seconds)
 
+    def tighten(self, limit: int | None, period: float | None) -> None:
+        """Adopt ``limit`` per ``period`` if it is stricter than the limit in force."""
+        if limit is None:
+            return
+        with self._lock:
+            if self.limit is None or limit / period < self.limit / self.period:
+                self.limit, self.period = limit, period
 
-_REGISTRY: dict[tuple, Pacer] = {}
+
+_REGISTRY: dict[tuple[str, str], Pacer] = {}
 _REGISTRY_LOCK = threading.Lock()
 
 
-def get_pacer(vendor: str, base_url: str, api_key: str, limit: int | None, period: float | None) -> Pacer:
-    """The process-wide pacer of one API key, shared by every hook that uses it."""
-    digest = hashlib.sha256(api_key.encode()).hexdigest()[:16]
-    key = (vendor, base_url, digest, limit, period)
+def get_pacer(vendor: str, api_key: str, rate_limit: tuple[int, float] | None) -> Pacer:
+    """The process-wide pacer of one API key, shared by every hook that uses it.
+
+    Connections that share a key share its budget whatever their ids; when they set
+    different limits, the strictest applies.
+    """
+    key = (vendor, hashlib.sha256(api_key.encode()).hexdigest()[:16])
+    limit, period = rate_limit or (None, None)
     with _REGISTRY_LOCK:
         pacer = _REGISTRY.get(key)
         if pacer is None:
             pacer = _REGISTRY[key] = Pacer(limit, period)
-        return pacer
+            return pacer
+    pacer.tighten(limit, period)
+    return pacer
 
 
 def reset_pacers() -> None:

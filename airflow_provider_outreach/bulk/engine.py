@@ -1,0 +1,263 @@
+"""Run one call per item concurrently and give every item exactly one outcome.
+
+The hook paces and retries each call; the engine classifies what each call ended with
+(under a :class:`BulkPolicy`), records it in the report and the ledger as it goes, stops
+cleanly when the retry rule says the API's quota needs a longer wait than the caller
+sleeps inline (handing back the items not yet tried), and trips a circuit breaker when
+going on cannot help: the key is refused, the campaign is gone, the answers make no
+sense, the API is down, or the audit cannot keep up. Items never sent are
+``not_attempted``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+import pendulum
+
+from airflow_provider_outreach.bulk.ledger import Ledger
+from airflow_provider_outreach.bulk.report import ALREADY_ABSENT, DONE, FAILED, NOT_ATTEMPTED, Report
+from airflow_provider_outreach.core.retry import Action, decide
+from airflow_provider_outreach.exceptions import (
+    AuthenticationError,
+    CampaignNotDraftError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    OutreachAPIError,
+    RateLimitError,
+    UnexpectedResponseError,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BulkPolicy:
+    """How a bulk run behaves.
+
+    :param max_workers: concurrent calls (the hook's pacer keeps them within the rate limit).
+    :param max_inline_wait: the longest rate-limit wait slept; a longer one ends the run
+        with a :class:`QuotaWait`.
+    :param missing_ok: a 404 proving the item itself is absent counts as ``already_absent``.
+    :param item_object: what the vendor's 404 names when the item is absent (``"lead"``,
+        ``"enrollment"``...; see the hook's ``missing_object``); any other 404 is an
+        ``unexpected_response`` failure.
+    :param campaign_scoped: items are addressed inside one campaign: its 404 fails the item
+        (``campaign_not_found``) and stops the run.
+    :param conflict_reason: report reason of a 409 (``None``: the error's class name).
+    :param conflict_absent: a 409 counts as ``already_absent`` (the action can never be needed).
+    :param max_unexpected: consecutive ``unexpected_response`` answers that stop the run.
+    :param max_transient: consecutive items failing on transient errors (after the hook's
+        own retries) that stop the run: the API is down (at least twice ``max_workers``, as
+        concurrent calls meet a brief outage together).
+    :param progress_every: seconds between progress log lines.
+    """
+
+    max_workers: int = 8
+    max_inline_wait: float = 60.0
+    missing_ok: bool = True
+    item_object: str | None = None
+    campaign_scoped: bool = False
+    conflict_reason: str | None = None
+    conflict_absent: bool = False
+    max_unexpected: int = 10
+    max_transient: int = 20
+    progress_every: float = 10.0
+
+    def classify(self, exc: BaseException) -> tuple[str, dict[str, Any]]:
+        """Outcome and details of a call that raised ``exc``."""
+        if isinstance(exc, NotFoundError):
+            missing = getattr(exc, "missing", None)
+            if missing is not None and missing == self.item_object:
+                if self.missing_ok:
+                    return ALREADY_ABSENT, {"status": exc.status_code, "code": exc.code, "message": exc.message}
+                return FAILED, _api_failure(exc, "not_found")
+            if missing == "campaign" and self.campaign_scoped:
+                return FAILED, _api_failure(exc, "campaign_not_found")
+            return FAILED, _api_failure(exc, "unexpected_response")
+        if isinstance(exc, UnexpectedResponseError):
+            return FAILED, _api_failure(exc, "unexpected_response")
+        if isinstance(exc, ConflictError):
+            if self.conflict_absent:
+                return ALREADY_ABSENT, {
+                    "status": exc.status_code,
+                    "code": exc.code,
+                    "message": f"{self.conflict_reason or 'conflict'}: {exc.message}",
+                }
+            return FAILED, _api_failure(exc, self.conflict_reason or type(exc).__name__)
+        if isinstance(exc, CampaignNotDraftError):
+            return FAILED, {"code": "campaign_not_draft", "message": str(exc), "reason": "campaign_not_draft"}
+        if isinstance(exc, OutreachAPIError):
+            return FAILED, _api_failure(exc, type(exc).__name__)
+        if isinstance(exc, InvalidInputError):
+            return FAILED, {"message": str(exc), "reason": "invalid"}
+        return FAILED, {"message": f"{type(exc).__name__}: {exc}", "reason": "error"}
+
+
+def _api_failure(exc: OutreachAPIError, reason: str) -> dict[str, Any]:
+    return {"status": exc.status_code, "code": exc.code, "message": str(exc), "reason": reason}
+
+
+@dataclass(frozen=True)
+class QuotaWait:
+    """The API's quota needs ``retry_after`` seconds: resume then with ``pending``."""
+
+    retry_after: float
+    pending: list[str]
+    error: str
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Why the circuit breaker stopped the run; ``final``: no Airflow retry can help."""
+
+    cause: str
+    final: bool
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """How a run ended: every item recorded, or a quota wait, or a stop."""
+
+    quota: QuotaWait | None = None
+    stop: Stop | None = None
+
+
+class _Breaker:
+    """Watches outcomes in order of arrival; says when going on cannot help."""
+
+    def __init__(self, policy: BulkPolicy) -> None:
+        self.policy = policy
+        self.unexpected = 0
+        self.transient = 0
+
+    def observe(self, item: str, exc: BaseException | None, details: dict[str, Any]) -> Stop | None:
+        reason = details.get("reason")
+        if isinstance(exc, AuthenticationError):
+            return Stop(f"the API key was refused at item {item!r}: {exc}", final=True)
+        if reason == "campaign_not_found":
+            return Stop(f"the campaign disappeared at item {item!r}: {exc}", final=True)
+        self.unexpected = self.unexpected + 1 if reason == "unexpected_response" else 0
+        if self.unexpected >= self.policy.max_unexpected:
+            return Stop(f"{self.unexpected} answers in a row that this API does not give; last: {exc}", final=True)
+        transient = (
+            exc is not None and reason != "unexpected_response" and decide(exc, float("inf")).action is Action.RETRY
+        )
+        self.transient = self.transient + 1 if transient else 0
+        if self.transient >= max(self.policy.max_transient, 2 * self.policy.max_workers):
+            return Stop(
+                f"the API looks down: {self.transient} items in a row failed after retries; last: {exc}", final=False
+            )
+        return None
+
+
+class _NotSent(Exception):
+    """An item not sent: the run waits for the quota, or was stopped."""
+
+
+def run_bulk(
+    items: list[str],
+    call: Callable[[str], Any],
+    report: Report,
+    policy: BulkPolicy,
+    ledger: Ledger | None = None,
+    logger: logging.Logger | logging.LoggerAdapter = log,
+) -> BulkResult:
+    """Call ``call(item)`` for each item concurrently and record every outcome in ``report``
+    and ``ledger`` (flushed as the run goes, and at its end)."""
+    ledger = ledger or Ledger()
+    total = len(items) + len(report.results)
+    lock = threading.Lock()
+    waits: list[RateLimitError] = []
+    stopped: list[Stop] = []
+    breaker = _Breaker(policy)
+
+    def stop(cause: Stop) -> None:
+        if not stopped:
+            stopped.append(cause)
+            logger.error("stopping: %s", cause.cause)
+
+    def one(item: str) -> None:
+        if waits or stopped:
+            raise _NotSent()
+        try:
+            call(item)
+        except Exception as exc:  # every failure becomes a reported outcome
+            if isinstance(exc, RateLimitError) and decide(exc, policy.max_inline_wait).action is Action.DEFER:
+                waits.append(exc)
+                raise _NotSent() from None
+            error: BaseException | None = exc
+            outcome, details = policy.classify(exc)
+        else:
+            error, outcome, details = None, DONE, {}
+        at = _now()
+        with lock:  # recorded by the worker itself, so a stop takes effect before the next request
+            ledger.record(item, report.record(item, outcome, **details), at)
+            cause = breaker.observe(item, error, details)
+            if cause is not None:
+                stop(cause)
+
+    def flush() -> None:
+        try:
+            with lock:
+                pending = ledger.take()
+            ledger.write(pending)
+        except Exception as exc:
+            with lock:
+                stop(Stop(f"the audit trail could not be written, so nothing more is sent: {exc}", final=False))
+
+    unsent: list[str] = []
+    last_progress = time.monotonic()
+    workers = max(1, policy.max_workers)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="outreach-bulk") as pool:
+        queue = iter(items)
+        running: dict[Future, str] = {}
+
+        def fill() -> None:
+            while len(running) < workers * 2 and not waits and not stopped:
+                item = next(queue, None)
+                if item is None:
+                    return
+                running[pool.submit(one, item)] = item
+
+        fill()
+        while running:
+            done, _ = wait(list(running), timeout=1.0, return_when=FIRST_COMPLETED)
+            for future in done:
+                item = running.pop(future)
+                exc = future.exception()
+                if isinstance(exc, _NotSent):
+                    unsent.append(item)
+                elif exc is not None:  # pragma: no cover - one() records every failure
+                    with lock:
+                        ledger.record(item, report.record(item, FAILED, reason="error", message=repr(exc)), _now())
+            if ledger.due():
+                flush()
+            fill()
+            now = time.monotonic()
+            if now - last_progress >= policy.progress_every:
+                last_progress = now
+                logger.info("%s: %d of %d items finished", report.action, len(report.results), total)
+        unsent.extend(queue)
+    if stopped:
+        cause = stopped[0].cause
+        for item in unsent:
+            ledger.record(item, report.record(item, NOT_ATTEMPTED, reason="not_attempted", message=cause), _now())
+    flush()
+    if stopped:
+        return BulkResult(stop=stopped[0])
+    if waits:
+        longest = max(waits, key=lambda e: e.retry_after or 0)
+        return BulkResult(quota=QuotaWait(retry_after=longest.retry_after or 0.0, pending=unsent, error=str(longest)))
+    return BulkResult()
+
+
+def _now() -> str:
+    return pendulum.now("UTC").isoformat()

@@ -1,0 +1,109 @@
+"""Item kinds: how an operator's items are compared (de-duplication) and validated."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_outreach.core.paths import encode_path_param
+from airflow_provider_outreach.exceptions import InvalidInputError
+
+if TYPE_CHECKING:
+    from airflow_provider_outreach.bulk.report import Report
+
+_EMAIL = r"[^@\s]+@[^@\s]+\.[^@\s]+"
+_DOMAIN = r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
+
+
+@cache
+def _pattern(expression: str) -> re.Pattern[str]:
+    return re.compile(expression)  # compiled on first use, not at DAG-parse time
+
+
+def check_id(item: str) -> str | None:
+    """Problem with an id (``None`` when usable)."""
+    try:
+        encode_path_param("id", item)
+    except InvalidInputError as exc:
+        return str(exc).replace("id ", "", 1)
+    return None
+
+
+def check_email(item: str) -> str | None:
+    if not _pattern(_EMAIL).fullmatch(item):
+        return "not a valid email address"
+    return check_id(item)
+
+
+def check_email_or_domain(item: str) -> str | None:
+    if item.startswith("@"):
+        return None if _pattern(_DOMAIN).fullmatch(item) else "not a valid @domain"
+    return check_email(item)
+
+
+def check_id_or_email(item: str) -> str | None:
+    return check_email(item) if "@" in item else check_id(item)
+
+
+class ItemKind:
+    """What an operator's items are: how to compare them and how to validate them."""
+
+    __slots__ = ("name", "validate", "case_insensitive")
+
+    def __init__(self, name: str, validate: Callable[[str], str | None], case_insensitive: bool = False) -> None:
+        self.name = name
+        self.validate = validate
+        self.case_insensitive = case_insensitive
+
+    def key(self, item: str) -> str:
+        return item.strip().lower() if self.case_insensitive else item
+
+
+ID = ItemKind("id", check_id)
+EMAIL = ItemKind("email", check_email, case_insensitive=True)
+EMAIL_OR_DOMAIN = ItemKind("email or @domain", check_email_or_domain, case_insensitive=True)
+ID_OR_EMAIL = ItemKind("id or email", check_id_or_email)
+
+
+def flatten_items(value: Any, name: str) -> list[Any]:
+    """A str, or an iterable of str (one-column rows such as ``[["a@x.com"], ...]`` allowed)."""
+    if value is None:
+        raise InvalidInputError(f"{name} is required")
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return [value]
+    if isinstance(value, dict) or not isinstance(value, Iterable):
+        raise InvalidInputError(f"{name} must be a string or a list of strings, got {type(value).__name__}")
+    items = []
+    for entry in value:
+        if isinstance(entry, (list, tuple)) and len(entry) == 1:
+            entry = entry[0]
+        items.append(entry)
+    return items
+
+
+def prepare(items: list[Any], kind: ItemKind, report: Report) -> list[str]:
+    """De-duplicate and validate; invalid items are recorded as failed. Returns the items to call."""
+    from airflow_provider_outreach.bulk.report import FAILED
+
+    seen: set[str] = {kind.key(i) for i in report.results}
+    todo: list[str] = []
+    for raw in items:
+        if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+            item = repr(raw)
+            problem = f"must be a string, got {type(raw).__name__}"
+        else:
+            item = str(raw).strip()  # a CHAR(n) column pads with spaces
+            problem = kind.validate(item)
+        key = kind.key(item)
+        if key in seen:
+            report.duplicates += 1
+            continue
+        seen.add(key)
+        if problem:
+            shown = item if len(item) <= 80 else item[:79] + "…"
+            report.record(item, FAILED, reason="invalid", message=f"{kind.name} {shown!r}: {problem}")
+        else:
+            todo.append(item)
+    return todo

@@ -1,0 +1,1 @@
+"""What every vendor shares: path encoding, connection settings, the retry rule, pacing, transport."""

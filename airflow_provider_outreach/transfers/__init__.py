@@ -1,0 +1,113 @@
+"""Transfers: copy vendor lists into a warehouse table through any common-sql connection.
+
+This module holds what the transfer operators share. Importing it loads no HTTP client,
+no retry library, no SQL driver and no trigger (the scheduler imports operator modules on
+every DAG parse); those load when a task runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from airflow_provider_outreach.core.task_state import task_state_store
+from airflow_provider_outreach.exceptions import InvalidInputError
+
+__all__ = ["task_state_store"]
+
+if TYPE_CHECKING:
+    from airflow.providers.common.sql.hooks.sql import DbApiHook
+    from airflow.sdk import BaseOperator
+
+#: rows per ``executemany`` call
+INSERT_BATCH_SIZE = 1000
+
+
+def checked_table_name(table: Any) -> str:
+    """``table`` if it is a plain (optionally schema-qualified) identifier; refused otherwise."""
+    from airflow_provider_outreach.audit import check_table_name
+
+    try:
+        check_table_name(table)
+    except InvalidInputError:
+        raise InvalidInputError(
+            f"table {table!r} must be a plain table name such as outreach_suppressions or schema.table"
+        ) from None
+    return table
+
+
+def sql_hook(conn_id: str) -> DbApiHook:
+    """The common-sql hook of ``conn_id`` (SQLite, PostgreSQL, MySQL, Snowflake, ...)."""
+    from airflow.providers.common.sql.hooks.sql import DbApiHook
+    from airflow.sdk import BaseHook
+
+    hook = BaseHook.get_hook(conn_id)
+    if not isinstance(hook, DbApiHook):
+        raise InvalidInputError(f"sql_conn_id {conn_id!r} is not a SQL connection (its hook is {type(hook).__name__})")
+    return hook
+
+
+@contextmanager
+def sql_connection(hook: DbApiHook) -> Iterator[Any]:
+    """A DB-API connection with autocommit off (where the driver has the switch), closed after use."""
+    with closing(hook.get_conn()) as conn:
+        if hook.supports_autocommit:
+            hook.set_autocommit(conn, False)
+        yield conn
+
+
+@contextmanager
+def transaction(conn: Any) -> Iterator[Any]:
+    """A cursor whose statements are committed together at the end, or rolled back on any error."""
+    cursor = conn.cursor()
+    try:
+        yield cursor
+        conn.commit()
+    except BaseException:
+        try:
+            conn.rollback()
+        except Exception:  # the original error matters more than a failed rollback
+            pass
+        raise
+    finally:
+        cursor.close()
+
+
+def placeholders(hook: DbApiHook, count: int) -> str:
+    """``?, ?, ?`` or ``%s, %s, %s``: the driver's parameter marker ``count`` times."""
+    return ", ".join([hook.placeholder] * count)
+
+
+def insert_many(cursor: Any, sql: str, rows: list[tuple]) -> None:
+    """``executemany`` in batches of :data:`INSERT_BATCH_SIZE`."""
+    for start in range(0, len(rows), INSERT_BATCH_SIZE):
+        cursor.executemany(sql, rows[start : start + INSERT_BATCH_SIZE])
+
+
+def quota_wait(exc: BaseException, max_inline_wait: float) -> float | None:
+    """Seconds to defer for when ``exc`` is a rate-limit wait too long to sleep in the worker; else None."""
+    from airflow_provider_outreach.core.retry import Action, decide
+
+    decision = decide(exc, max_inline_wait)
+    return decision.wait if decision.action is Action.DEFER else None
+
+
+def defer_until_reset(operator: BaseOperator, wait: float, method_name: str) -> NoReturn:
+    """Free the worker slot until the rate-limit reset; Airflow then calls ``method_name``."""
+    from datetime import timedelta
+
+    import pendulum
+    from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+    resume_at = pendulum.now("UTC") + timedelta(seconds=wait + 1)
+    operator.log.warning("Rate limit used up: deferring until %s instead of holding a worker slot", resume_at)
+    operator.defer(trigger=DateTimeTrigger(moment=resume_at), method_name=method_name)
+    raise AssertionError("defer() returned")  # pragma: no cover  (defer always raises TaskDeferred)
+
+
+def utc_now_iso() -> str:
+    """The current UTC time, ISO 8601 with microseconds (stored strings sort as times)."""
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")

@@ -1,0 +1,345 @@
+"""Copy LeadLex campaign enrollments into a warehouse table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException
+
+from airflow_provider_outreach.transfers import (
+    checked_table_name,
+    defer_until_reset,
+    insert_many,
+    placeholders,
+    quota_wait,
+    sql_connection,
+    sql_hook,
+    task_state_store,
+    transaction,
+    utc_now_iso,
+)
+
+if TYPE_CHECKING:
+    from airflow.providers.common.sql.hooks.sql import DbApiHook
+
+    from airflow_provider_outreach.hooks.leadlex import LeadlexHook
+
+#: task state store key of the progress kept while the task waits for a rate-limit reset
+PROGRESS_KEY = "outreach_leadlex_enrollments_progress"
+#: the campaign ids of a deferred run are kept in keys of their own, each value at most this
+#: many bytes of JSON (Airflow's ``[state_store] max_value_storage_bytes`` defaults to 65535)
+CAMPAIGN_IDS_BYTES_PER_KEY = 60_000
+#: campaigns or enrollments per request (LeadLex's maximum)
+PAGE_SIZE = 100
+ENROLLMENT_COLUMNS = ("campaign_id", "contact_id", "email", "status", "seen_at")
+
+
+def enrollment_table_sql(table: str) -> str:
+    return (
+        f"CREATE TABLE IF NOT EXISTS {table} ("
+        "campaign_id VARCHAR(255) NOT NULL, contact_id VARCHAR(255) NOT NULL, email VARCHAR(320), "
+        "status VARCHAR(64), seen_at VARCHAR(40) NOT NULL, PRIMARY KEY (campaign_id, contact_id))"
+    )
+
+
+def campaign_ids_key(index: int) -> str:
+    return f"{PROGRESS_KEY}_campaigns_{index}"
+
+
+def replace_campaign(
+    conn: Any, hook: DbApiHook, table: str, campaign_id: str, contacts: Sequence[dict[str, Any]], now: str
+) -> int:
+    """Replace a campaign's rows by ``contacts`` in one transaction (DELETE + INSERT); returns the rows."""
+    rows: dict[str, tuple] = {}
+    for contact in contacts:
+        contact_id = contact.get("contact_id")
+        if contact_id is None or contact_id == "":
+            continue
+        rows[str(contact_id)] = (campaign_id, str(contact_id), contact.get("email"), contact.get("status"), now)
+    with transaction(conn) as cursor:
+        cursor.execute(f"DELETE FROM {table} WHERE campaign_id = {hook.placeholder}", (campaign_id,))
+        insert_many(
+            cursor,
+            f"INSERT INTO {table} ({', '.join(ENROLLMENT_COLUMNS)}) VALUES ({placeholders(hook, 5)})",
+            list(rows.values()),
+        )
+    return len(rows)
+
+
+def remove_campaigns_except(conn: Any, hook: DbApiHook, table: str, keep: set[str]) -> list[str]:
+    """Delete, in one transaction, the rows of every campaign not in ``keep``; returns those campaigns."""
+    with transaction(conn) as cursor:
+        cursor.execute(f"SELECT DISTINCT campaign_id FROM {table}")
+        gone = sorted(row[0] for row in cursor.fetchall() if row[0] not in keep)
+        for start in range(0, len(gone), PAGE_SIZE):
+            batch = gone[start : start + PAGE_SIZE]
+            cursor.execute(f"DELETE FROM {table} WHERE campaign_id IN ({placeholders(hook, len(batch))})", batch)
+    return gone
+
+
+def _more_pages(items: list, page: int, meta: dict[str, Any]) -> bool:
+    total = meta.get("total")
+    return len(items) >= PAGE_SIZE and (not isinstance(total, int) or page * PAGE_SIZE < total)
+
+
+class LeadlexEnrollmentsToSqlOperator(BaseOperator):
+    """Copy who is enrolled in which LeadLex campaign into a table.
+
+    Pages ``GET /v1/campaigns`` and, for each campaign, ``GET /v1/campaigns/{id}/contacts``
+    (100 per page), then replaces the campaign's rows of ``table`` (created if missing, on
+    any common-sql connection) in one transaction: a contact removed in LeadLex disappears
+    from the table. After a complete run, the rows of campaigns LeadLex no longer lists are
+    deleted too. ::
+
+        campaign_id  VARCHAR(255)  -- primary key with contact_id
+        contact_id   VARCHAR(255)
+        email        VARCHAR(320)
+        status       VARCHAR(64)   -- LeadLex's enrollment status
+        seen_at      VARCHAR(40)   -- UTC ISO time of the run that wrote the row
+
+    Cost: one request per 100 campaigns, plus one per 100 enrollments of each campaign (at
+    least one per campaign), all counted against LeadLex's per-minute and daily limits.
+    When the daily cap (or any rate-limit wait longer than ``max_inline_wait``) is reached,
+    the task defers until the reset and resumes with the campaigns not yet written; a
+    campaign interrupted mid-way is read again from its first page.
+
+    Returns (XCom) ``{"campaigns", "enrollments", "requests", "table"}``.
+
+    :param sql_conn_id: common-sql connection of the warehouse.
+    :param table: target table, ``name`` or ``schema.name``.
+    :param campaign_ids: only these campaigns (the campaign list is then not read; a
+        campaign LeadLex no longer has loses its rows); ``None`` for every campaign.
+    :param leadlex_conn_id: the LeadLex connection.
+    :param max_inline_wait: longest rate-limit wait slept in the worker, in seconds.
+    """
+
+    template_fields: Sequence[str] = ("sql_conn_id", "table", "leadlex_conn_id", "campaign_ids")
+    ui_color = "#e7f0fd"
+
+    def __init__(
+        self,
+        *,
+        sql_conn_id: str,
+        table: str,
+        campaign_ids: str | Sequence[str] | None = None,
+        leadlex_conn_id: str = "leadlex_default",
+        max_inline_wait: float = 60.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sql_conn_id = sql_conn_id
+        self.table = table
+        self.campaign_ids = campaign_ids
+        self.leadlex_conn_id = leadlex_conn_id
+        self.max_inline_wait = max_inline_wait
+
+    # -- progress ------------------------------------------------------------------------------
+
+    def _save_progress(self, context: Any, progress: dict[str, Any], campaign_ids: list[str]) -> None:
+        import json
+
+        store = task_state_store(self, context)
+        chunks: list[list[str]] = []
+        size = CAMPAIGN_IDS_BYTES_PER_KEY
+        for campaign_id in campaign_ids:
+            item_size = len(json.dumps(campaign_id)) + 2
+            if size + item_size > CAMPAIGN_IDS_BYTES_PER_KEY:
+                chunks.append([])
+                size = 2
+            chunks[-1].append(campaign_id)
+            size += item_size
+        for index, chunk in enumerate(chunks):
+            store.set(campaign_ids_key(index), chunk)
+        store.set(PROGRESS_KEY, {**progress, "id_keys": len(chunks)})
+
+    def _load_progress(self, context: Any) -> tuple[dict[str, Any], list[str]] | None:
+        store = task_state_store(self, context)
+        progress = store.get(PROGRESS_KEY)
+        if not progress:
+            return None
+        campaign_ids: list[str] = []
+        for index in range(progress["id_keys"]):
+            chunk = store.get(campaign_ids_key(index))
+            if chunk is None:
+                return None
+            campaign_ids.extend(chunk)
+        return dict(progress), campaign_ids
+
+    def _clear_progress(self, context: Any) -> None:
+        store = task_state_store(self, context)
+        progress = store.get(PROGRESS_KEY)
+        if progress:
+            for index in range(progress.get("id_keys", 0)):
+                store.delete(campaign_ids_key(index))
+        store.delete(PROGRESS_KEY)
+
+    # -- execution -----------------------------------------------------------------------------
+
+    def _requested_campaigns(self) -> list[str] | None:
+        from airflow_provider_outreach.core.paths import encode_path_param
+
+        if self.campaign_ids is None:
+            return None
+        ids = [self.campaign_ids] if isinstance(self.campaign_ids, str) else self.campaign_ids
+        if not isinstance(ids, (list, tuple)):
+            raise AirflowException(f"{self.task_id}: campaign_ids must be a list of campaign ids")
+        for campaign_id in ids:
+            encode_path_param("campaign_ids", campaign_id)
+        return list(dict.fromkeys(str(campaign_id) for campaign_id in ids))
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        checked_table_name(self.table)
+        requested = self._requested_campaigns()
+        self._clear_progress(context)
+        progress = {
+            "restricted": requested is not None,
+            "listed": requested is not None,
+            "next_page": 1,
+            "listed_total": None,
+            "done": 0,
+            "campaigns": 0,
+            "enrollments": 0,
+            "requests": 0,
+        }
+        return self._run(context, progress, requested or [])
+
+    def execute_resume(self, context: Any, event: Any = None) -> dict[str, Any]:
+        """Continue after a rate-limit reset with the campaigns not yet written."""
+        saved = self._load_progress(context)
+        if saved is None:
+            raise AirflowException(f"{self.task_id}: cannot resume, the saved progress is missing")
+        progress, campaign_ids = saved
+        self.log.info(
+            "Resuming after the rate-limit reset: %d of %d campaigns written%s",
+            progress["done"],
+            len(campaign_ids),
+            "" if progress["listed"] else f", campaign list to read from page {progress['next_page']}",
+        )
+        return self._run(context, progress, campaign_ids)
+
+    def _run(self, context: Any, progress: dict[str, Any], campaign_ids: list[str]) -> dict[str, Any]:
+        from airflow.sdk.exceptions import TaskDeferred
+
+        try:
+            return self._copy(context, progress, campaign_ids)
+        except TaskDeferred:
+            raise
+        except BaseException:
+            self._clear_progress(context)
+            raise
+
+    def _copy(self, context: Any, progress: dict[str, Any], campaign_ids: list[str]) -> dict[str, Any]:
+        from airflow_provider_outreach.hooks.leadlex import LeadlexHook
+
+        table = checked_table_name(self.table)
+        leadlex = LeadlexHook(self.leadlex_conn_id, max_inline_wait=self.max_inline_wait)
+        hook = sql_hook(self.sql_conn_id)
+        wait = None
+        removed: list[str] = []
+        with sql_connection(hook) as conn:
+            with transaction(conn) as cursor:
+                cursor.execute(enrollment_table_sql(table))
+            try:
+                if not progress["listed"]:
+                    self._list_campaigns(leadlex, progress, campaign_ids)
+                while progress["done"] < len(campaign_ids):
+                    campaign_id = campaign_ids[progress["done"]]
+                    contacts = self._read_contacts(leadlex, progress, campaign_id)
+                    written = replace_campaign(conn, hook, table, campaign_id, contacts or [], utc_now_iso())
+                    progress["done"] += 1
+                    if contacts is not None:
+                        progress["campaigns"] += 1
+                    progress["enrollments"] += written
+            except Exception as exc:
+                wait = quota_wait(exc, self.max_inline_wait)
+                if wait is None:
+                    raise
+            if wait is None and not progress["restricted"]:
+                removed = self._remove_gone_campaigns(conn, hook, table, progress, campaign_ids)
+        if wait is not None:
+            self._save_progress(context, progress, campaign_ids)
+            self.log.info(
+                "%d of %d campaigns written so far (%d requests)",
+                progress["done"],
+                len(campaign_ids),
+                progress["requests"],
+            )
+            defer_until_reset(self, wait, "execute_resume")
+        self._clear_progress(context)
+        self.log.info(
+            "LeadLex enrollments -> %s: campaigns=%d enrollments=%d requests=%d, campaigns gone from LeadLex "
+            "removed=%d (1 request per %d campaigns + 1 per %d enrollments of each campaign, counted against "
+            "LeadLex's per-minute and daily limits)",
+            table,
+            progress["campaigns"],
+            progress["enrollments"],
+            progress["requests"],
+            len(removed),
+            PAGE_SIZE,
+            PAGE_SIZE,
+        )
+        return {
+            "campaigns": progress["campaigns"],
+            "enrollments": progress["enrollments"],
+            "requests": progress["requests"],
+            "table": table,
+        }
+
+    def _list_campaigns(self, leadlex: LeadlexHook, progress: dict[str, Any], campaign_ids: list[str]) -> None:
+        """Read the campaign list from ``progress["next_page"]`` on, appending to ``campaign_ids``."""
+        known = set(campaign_ids)
+        while True:
+            page = progress["next_page"]
+            campaigns, meta = leadlex.list_campaigns(page=page, per_page=PAGE_SIZE)
+            progress["requests"] += 1
+            for campaign in campaigns:
+                campaign_id = campaign.get("id") if isinstance(campaign, dict) else None
+                if campaign_id is not None and str(campaign_id) not in known:
+                    known.add(str(campaign_id))
+                    campaign_ids.append(str(campaign_id))
+            progress["next_page"] = page + 1
+            if isinstance(meta.get("total"), int):
+                progress["listed_total"] = meta["total"]
+            if not _more_pages(campaigns, page, meta):
+                progress["listed"] = True
+                return
+
+    def _read_contacts(self, leadlex: LeadlexHook, progress: dict[str, Any], campaign_id: str) -> list | None:
+        """Every enrollment of a campaign, or None when LeadLex no longer has the campaign."""
+        from airflow_provider_outreach.exceptions import NotFoundError
+
+        contacts: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            try:
+                items, meta = leadlex.list_contacts(campaign_id, page=page, per_page=PAGE_SIZE)
+            except NotFoundError as exc:
+                if exc.missing != "campaign":  # a route or proxy 404, not LeadLex's campaign_not_found
+                    raise
+                progress["requests"] += 1
+                self.log.info("Campaign %s no longer exists in LeadLex: its rows are removed", campaign_id)
+                return None
+            progress["requests"] += 1
+            contacts.extend(item for item in items if isinstance(item, dict))
+            if not _more_pages(items, page, meta):
+                return contacts
+            page += 1
+
+    def _remove_gone_campaigns(
+        self, conn: Any, hook: DbApiHook, table: str, progress: dict[str, Any], campaign_ids: list[str]
+    ) -> list[str]:
+        total = progress["listed_total"]
+        if total is not None and total != len(campaign_ids):
+            self.log.warning(
+                "LeadLex reported %d campaigns but the list read held %d (it changed while being read): "
+                "rows of campaigns not listed are kept until the next run",
+                total,
+                len(campaign_ids),
+            )
+            return []
+        removed = remove_campaigns_except(conn, hook, table, set(campaign_ids))
+        if removed:
+            self.log.info("Rows of %d campaigns LeadLex no longer lists removed", len(removed))
+        return removed

@@ -1,0 +1,221 @@
+"""Copy lemlist's team-wide suppression list into a warehouse table."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException
+
+from airflow_provider_outreach.transfers import (
+    checked_table_name,
+    defer_until_reset,
+    insert_many,
+    placeholders,
+    quota_wait,
+    sql_connection,
+    sql_hook,
+    task_state_store,
+    transaction,
+    utc_now_iso,
+)
+
+if TYPE_CHECKING:
+    from airflow.providers.common.sql.hooks.sql import DbApiHook
+
+#: task state store key of the progress kept while the task waits for a rate-limit reset
+PROGRESS_KEY = "outreach_lemlist_unsubscribes_progress"
+#: records per request (lemlist's maximum)
+PAGE_SIZE = 100
+#: longest value stored: the longest key MySQL (InnoDB, utf8mb4) can index
+MAX_VALUE_LENGTH = 768
+SUPPRESSION_COLUMNS = ("value", "kind", "source", "created_at", "first_seen_at")
+
+_EMAIL = re.compile(r"^[^@\s/]+@[^@\s/]+$")
+_DOMAIN = re.compile(r"^@[^@\s/]+$")
+
+
+def suppression_table_sql(table: str) -> str:
+    return (
+        f"CREATE TABLE IF NOT EXISTS {table} ("
+        f"value VARCHAR({MAX_VALUE_LENGTH}) NOT NULL PRIMARY KEY, kind VARCHAR(16) NOT NULL, "
+        "source VARCHAR(64), created_at VARCHAR(64), first_seen_at VARCHAR(40) NOT NULL)"
+    )
+
+
+def suppression_kind(value: str) -> str:
+    """``email``, ``domain`` (``@example.com``) or ``other`` (LinkedIn URL, phone number, ...)."""
+    if _DOMAIN.match(value):
+        return "domain"
+    if _EMAIL.match(value):
+        return "email"
+    return "other"
+
+
+def suppression_row(record: Any) -> tuple[str, str, Any, Any] | None:
+    """``(value, kind, source, created_at)`` of a lemlist record; emails and domains lowercased."""
+    value = record.get("value") if isinstance(record, dict) else None
+    if not isinstance(value, str) or not value.strip() or len(value.strip()) > MAX_VALUE_LENGTH:
+        return None
+    value = value.strip()
+    kind = suppression_kind(value)
+    if kind != "other":
+        value = value.lower()
+    return value, kind, record.get("source"), record.get("createdAt")
+
+
+def upsert_suppressions(conn: Any, hook: DbApiHook, table: str, records: Sequence[Any], now: str) -> tuple[int, int]:
+    """Store one page of records in one transaction; returns ``(new, updated)``.
+
+    Reads which values the table already holds, inserts the others and updates ``source``
+    and ``created_at`` where lemlist changed them; ``first_seen_at`` of a stored value never
+    changes. Plain SELECT/INSERT/UPDATE: the same on every SQL database.
+    """
+    rows: dict[str, tuple[str, str, Any, Any]] = {}
+    for record in records:
+        row = suppression_row(record)
+        if row is not None:
+            rows[row[0]] = row
+    if not rows:
+        return 0, 0
+    mark = hook.placeholder
+    with transaction(conn) as cursor:
+        cursor.execute(
+            f"SELECT value, source, created_at FROM {table} WHERE value IN ({placeholders(hook, len(rows))})",
+            list(rows),
+        )
+        stored = {value: (source, created_at) for value, source, created_at in cursor.fetchall()}
+        new = [(*row, now) for value, row in rows.items() if value not in stored]
+        changed = [
+            (row[2], row[3], value)
+            for value, row in rows.items()
+            if value in stored and stored[value] != (row[2], row[3])
+        ]
+        if new:
+            insert_many(
+                cursor,
+                f"INSERT INTO {table} ({', '.join(SUPPRESSION_COLUMNS)}) VALUES ({placeholders(hook, 5)})",
+                new,
+            )
+        if changed:
+            insert_many(
+                cursor, f"UPDATE {table} SET source = {mark}, created_at = {mark} WHERE value = {mark}", changed
+            )
+    return len(new), len(changed)
+
+
+class LemlistUnsubscribesToSqlOperator(BaseOperator):
+    """Copy lemlist's team-wide suppression list (emails, ``@domains``, LinkedIn URLs, phones) into a table.
+
+    Pages ``GET /v2/unsubscribes/variables`` 100 records at a time and upserts each page in
+    one transaction into ``table`` (created if missing) on any common-sql connection::
+
+        value          VARCHAR(768) PRIMARY KEY  -- emails and @domains lowercased
+        kind           VARCHAR(16)  -- email, domain or other
+        source         VARCHAR(64)  -- lemlist's source: api, bounced, lead, user, abuse
+        created_at     VARCHAR(64)  -- lemlist's createdAt, as given
+        first_seen_at  VARCHAR(40)  -- UTC ISO time the value was first stored; kept by later runs
+
+    Runs are idempotent; a value lifted in lemlist stays in the table. Run one task per table
+    at a time. Cost: one request per 100 records (plus one for the last, short page), paced
+    to lemlist's rate limit. A rate-limit wait longer than ``max_inline_wait`` defers the task
+    until the reset; it resumes at the page it stopped at.
+
+    Returns (XCom) ``{"records", "new", "requests", "table"}``; the records stay out of XCom.
+
+    :param sql_conn_id: common-sql connection of the warehouse.
+    :param table: target table, ``name`` or ``schema.name``.
+    :param lemlist_conn_id: the lemlist connection.
+    :param max_inline_wait: longest rate-limit wait slept in the worker, in seconds.
+    """
+
+    template_fields: Sequence[str] = ("sql_conn_id", "table", "lemlist_conn_id")
+    ui_color = "#e7f0fd"
+
+    def __init__(
+        self,
+        *,
+        sql_conn_id: str,
+        table: str,
+        lemlist_conn_id: str = "lemlist_default",
+        max_inline_wait: float = 60.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sql_conn_id = sql_conn_id
+        self.table = table
+        self.lemlist_conn_id = lemlist_conn_id
+        self.max_inline_wait = max_inline_wait
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        checked_table_name(self.table)
+        task_state_store(self, context).delete(PROGRESS_KEY)
+        return self._run(context, {"offset": 0, "records": 0, "new": 0, "updated": 0, "requests": 0})
+
+    def execute_resume(self, context: Any, event: Any = None) -> dict[str, Any]:
+        """Continue after a rate-limit reset at the saved offset."""
+        progress = task_state_store(self, context).get(PROGRESS_KEY)
+        if not progress:
+            raise AirflowException(f"{self.task_id}: cannot resume, the saved progress is missing")
+        self.log.info("Resuming at offset %d after the rate-limit reset", progress["offset"])
+        return self._run(context, dict(progress))
+
+    def _run(self, context: Any, progress: dict[str, Any]) -> dict[str, Any]:
+        from airflow.sdk.exceptions import TaskDeferred
+
+        try:
+            return self._copy(context, progress)
+        except TaskDeferred:
+            raise
+        except BaseException:
+            task_state_store(self, context).delete(PROGRESS_KEY)
+            raise
+
+    def _copy(self, context: Any, progress: dict[str, Any]) -> dict[str, Any]:
+        from airflow_provider_outreach.hooks.lemlist import LemlistHook
+
+        table = checked_table_name(self.table)
+        lemlist = LemlistHook(self.lemlist_conn_id, max_inline_wait=self.max_inline_wait)
+        hook = sql_hook(self.sql_conn_id)
+        wait = None
+        with sql_connection(hook) as conn:
+            with transaction(conn) as cursor:
+                cursor.execute(suppression_table_sql(table))
+            while True:
+                try:
+                    page = lemlist.list_unsubscribes(offset=progress["offset"], limit=PAGE_SIZE)
+                except Exception as exc:
+                    wait = quota_wait(exc, self.max_inline_wait)
+                    if wait is None:
+                        raise
+                    break
+                progress["requests"] += 1
+                new, changed = upsert_suppressions(conn, hook, table, page, utc_now_iso())
+                progress["records"] += len(page)
+                progress["new"] += new
+                progress["offset"] += len(page)
+                progress["updated"] += changed
+                if len(page) < PAGE_SIZE:
+                    break
+        if wait is not None:
+            task_state_store(self, context).set(PROGRESS_KEY, progress)
+            self.log.info("%d records stored so far (%d requests)", progress["records"], progress["requests"])
+            defer_until_reset(self, wait, "execute_resume")
+        task_state_store(self, context).delete(PROGRESS_KEY)
+        self.log.info(
+            "lemlist suppressions -> %s: records=%d new=%d updated=%d requests=%d (one request per %d records)",
+            table,
+            progress["records"],
+            progress["new"],
+            progress["updated"],
+            progress["requests"],
+            PAGE_SIZE,
+        )
+        return {
+            "records": progress["records"],
+            "new": progress["new"],
+            "requests": progress["requests"],
+            "table": table,
+        }
