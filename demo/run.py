@@ -34,6 +34,7 @@ import pendulum  # noqa: E402
 from airflow_provider_outreach.sandbox import DEFAULT_KEYS, SandboxClient  # noqa: E402
 from airflow_provider_outreach.sandbox.process import start_sandbox_process  # noqa: E402
 from demo import verify, warehouse  # noqa: E402
+from demo.scenario import lemlist_origin_people, simulate_earlier_syncs  # noqa: E402
 
 SEED = REPO / "airflow_provider_outreach" / "sandbox" / "demo_seed.json"
 
@@ -73,12 +74,37 @@ def main() -> int:
         seed = json.loads(SEED.read_text())
         people = warehouse.emails_in(seed)
         in_window = people[::4] + ["Person008@Example.com", "new.signup@example.org"]
-        before_window = people[2::9][:10]
-        before_window = [e for e in before_window if e.lower() not in {x.lower() for x in in_window}]
+        taken = {x.lower() for x in in_window}
+        before_window = [e for e in people[2::9][:10] if e.lower() not in taken]
+        enrolled = [c["email"].lower() for camp in seed["leadlex"]["campaigns"] for c in camp.get("contacts", [])]
+        before_window += [e for e in enrolled if e not in taken][:1]  # one of them to be re-added to LeadLex
+        taken |= {e.lower() for e in before_window}
+        from_lemlist = lemlist_origin_people(seed, taken)
         window_start = pendulum.today("UTC").subtract(days=1)
         warehouse_db = HOME / "warehouse.db"
         warehouse.build(warehouse_db, seed, in_window, before_window, window_start)
         set_connections(sandbox, warehouse_db)
+
+        with quiet(log_path):
+            readded = simulate_earlier_syncs(seed, before_window, warehouse_db, window_start.subtract(days=2))
+            campaign_id, contact_id, readded_email = readded
+            sandbox.seed(
+                {
+                    "leadlex": {
+                        "campaigns": [
+                            {"id": campaign_id, "contacts": [{"contact_id": contact_id, "email": readded_email}]}
+                        ]
+                    }
+                }
+            )
+            sources = ["lead", "bounced", "abuse", "lead", "user"]
+            sandbox.seed(
+                {
+                    "lemlist": {
+                        "unsubscribes": [{"value": e, "source": s} for e, s in zip(from_lemlist, sources, strict=False)]
+                    }
+                }
+            )
         before = sandbox.state()
 
         with quiet(log_path):
@@ -91,6 +117,7 @@ def main() -> int:
                 raise SystemExit(f"example DAGs failed to import: {bag.import_errors}")
             # the run at the end of the day being synced covers exactly that day
             sync_run = bag.get_dag("outreach_suppression_sync").test(logical_date=window_start.add(days=1))
+            not_success = {ti.task_id for ti in sync_run.get_task_instances() if ti.state == "failed"}
 
             drafts = [cid for cid, c in before["leadlex"]["campaigns"].items() if c["status"] == "draft"]
             pending = [cid for cid, c in before["leadlex"]["campaigns"].items() if c["status"] == "pending_approval"]
@@ -102,32 +129,59 @@ def main() -> int:
             )
 
         after = sandbox.state()
-        honoured = verify.suppression_state(after, in_window)
+        today = in_window + from_lemlist
+        honoured = verify.suppression_state(after, today)
         untouched = verify.changed(before, after, before_window)
+        reached = verify.suppression_state(after, from_lemlist)
         summary: dict[str, dict[str, int]] = {}
         for vendor, action, outcome, n in sqlite3.connect(warehouse_db).execute(
             "SELECT vendor, action, outcome, count(*) FROM outreach_suppression_audit GROUP BY vendor, action, outcome"
         ):
-            summary.setdefault(f"{vendor} {action}", {"done": 0, "already_absent": 0, "failed": 0})[outcome] = n
+            summary.setdefault(f"{vendor} {action}", {})[outcome] = n
+        not_honoured = (
+            sqlite3.connect(warehouse_db)
+            .execute(
+                "SELECT vendor, item FROM outreach_suppression_audit WHERE action = 'check' AND outcome = 'not_honoured'"
+            )
+            .fetchall()
+        )
         deleted = [cid for cid in drafts + pending if cid not in after["leadlex"]["campaigns"]]
         spared = [cid for cid in completed if cid in after["leadlex"]["campaigns"]]
 
-        print("\nOutreach suppression sync — demo report")
+        print("\nOutreach suppression loop — demo report")
         print(
-            f"  warehouse: {len(in_window)} opt-outs on {window_start.to_date_string()} "
-            f"(+{len(before_window)} from earlier days, which this run must leave alone)"
+            f"  warehouse: {len(in_window)} CRM opt-outs on {window_start.to_date_string()} "
+            f"(+{len(before_window)} from earlier days, suppressed by earlier runs)"
         )
-        print(f"  outreach_suppression_sync run: {sync_run.state}")
+        print(
+            f"  lemlist: {len(from_lemlist)} people unsubscribed inside lemlist ({', '.join(sources)}), in no CRM table"
+        )
+        print(f"  an import re-added {readded_email} (opted out earlier) to LeadLex campaign {campaign_id}")
+        print(
+            f"  outreach_suppression_sync run: {sync_run.state} (a check that finds an opt-out not honoured fails it)"
+        )
+        for task_id in sorted(not_success):
+            print(f"    task {task_id}: failed")
         print("  audit rows written to the warehouse, per tool and action:")
         for key, counts in sorted(summary.items()):
+            print(f"    {key:<36} " + "   ".join(f"{outcome} {n:>4}" for outcome, n in sorted(counts.items())))
+        print("  opt-outs that started in lemlist, now out of the other tools:")
+        for tool in ("leadlex", "dialnexa"):
+            print(f"    {tool:<9} {len(reached[tool]['honoured'])} / {len(from_lemlist)}")
+        print("  the check (every opt-out ever recorded, read back from each tool):")
+        for vendor in ("lemlist", "leadlex", "dialnexa"):
+            counts = summary.get(f"{vendor} check", {})
             print(
-                f"    {key:<36} done {counts['done']:>4}   already absent {counts['already_absent']:>4}   "
-                f"failed {counts['failed']:>3}"
+                f"    {vendor:<9} honoured {counts.get('honoured', 0):>4}   not honoured {counts.get('not_honoured', 0):>2}"
             )
-        print("  sandbox end state (every opted-out person, every tool):")
+        wh = sqlite3.connect(warehouse_db)
+        for vendor, item in not_honoured:
+            who = wh.execute("SELECT email FROM leadlex_enrollments WHERE contact_id = ?", (item,)).fetchone()
+            print(f"    caught: {vendor} {item} ({who[0] if who else '?'}: re-added after opting out)")
+        print("  sandbox end state (today's opt-outs, every tool):")
         for tool, parts in honoured.items():
             print(
-                f"    {tool:<9} honoured {len(parts['honoured']):>3} / {len(in_window)}"
+                f"    {tool:<9} honoured {len(parts['honoured']):>3} / {len(today)}"
                 + (f"   NOT honoured: {parts['not_honoured']}" if parts["not_honoured"] else "")
             )
         print(f"    people outside the synced day changed: {len(untouched)}" + (f" {untouched}" if untouched else ""))
@@ -135,12 +189,14 @@ def main() -> int:
             f"  outreach_draft_campaign_cleanup run: {cleanup_run.state}; deleted {len(deleted)} of "
             f"{len(drafts + pending)} draft campaigns; completed campaigns left alone: {len(spared)}/{len(completed)}"
         )
+        expected_failures = {"check_leadlex"}  # the check fails its task: it caught the re-added person
         ok = (
-            sync_run.state == "success"
+            not_success == expected_failures
+            and not_honoured == [("leadlex", contact_id)]
             and cleanup_run.state == "success"
-            and summary
-            and not any(counts["failed"] for counts in summary.values())
+            and not any(counts.get("failed") for counts in summary.values())
             and not any(parts["not_honoured"] for parts in honoured.values())
+            and all(len(reached[tool]["honoured"]) == len(from_lemlist) for tool in ("leadlex", "dialnexa"))
             and not untouched
             and len(deleted) == len(drafts + pending)
         )

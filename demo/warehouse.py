@@ -1,6 +1,7 @@
-"""The demo's embedded SQLite warehouse: opt-outs plus the tools' id mappings.
+"""The demo's embedded SQLite warehouse: the CRM's opt-outs and the dialer's lead export.
 
-Built from a sandbox seed document: the people, enrollments and campaign leads it holds.
+Built from a sandbox seed document. The tables the tools fill (lemlist's unsubscribes,
+LeadLex's enrollments) are pulled in by the suppression DAG itself.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import pendulum
 
 SCHEMA = """
 CREATE TABLE crm_optouts (email TEXT NOT NULL, opted_out_at TEXT NOT NULL, batch_id TEXT);
-CREATE TABLE leadlex_enrollments (email TEXT NOT NULL, campaign_id TEXT NOT NULL, contact_id TEXT NOT NULL);
 CREATE TABLE dialnexa_campaign_leads (email TEXT NOT NULL, campaign_lead_id TEXT NOT NULL);
 """
 
@@ -41,12 +41,6 @@ def build(
     rows = [(e, window_start.add(minutes=7 * i).isoformat(), None) for i, e in enumerate(in_window)]
     rows += [(e, window_start.subtract(days=3).add(minutes=i).isoformat(), None) for i, e in enumerate(before_window)]
     db.executemany("INSERT INTO crm_optouts VALUES (?, ?, ?)", rows)
-    for campaign in seed.get("leadlex", {}).get("campaigns", []):
-        for key in ("contacts", "removed_contacts"):  # removed ones were synced before their removal
-            db.executemany(
-                "INSERT INTO leadlex_enrollments VALUES (?, ?, ?)",
-                [(c["email"], campaign["id"], c["contact_id"]) for c in campaign.get(key, [])],
-            )
     for campaign in seed.get("dialnexa", {}).get("campaigns", []):
         db.executemany(
             "INSERT INTO dialnexa_campaign_leads VALUES (?, ?)",

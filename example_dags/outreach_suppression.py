@@ -1,18 +1,21 @@
-"""Honour opt-outs in every outreach tool: the warehouse suppression sync.
+"""Honour opt-outs in every outreach tool: the warehouse suppression loop.
 
 Three DAGs:
 
-``outreach_suppression_sync`` (daily)
-    Reads the opt-outs recorded in the warehouse during the run's data interval, the day
-    since the previous run (so reruns and backfills redo exactly their own day), then, in
-    parallel:
-
-    * lemlist: suppresses each email team-wide and marks the lead not interested;
-    * LeadLex: removes each opted-out person's enrollments, one task per campaign;
-    * DialNexa: removes each opted-out person's campaign leads from the call queues;
-
-    every operator writes one audit row per person into the warehouse, and a last task
-    gathers the reports into one summary (the XCom ``return_value`` of ``summary``).
+``outreach_suppression_sync`` (daily): the whole loop
+    1. **Pull** what the tools know into the warehouse: lemlist's team-wide unsubscribe
+       list (people who clicked lemlist's unsubscribe link, bounced or reported abuse are
+       on it and nowhere else) and every LeadLex campaign's enrollments.
+    2. **Read** the day's opt-outs: those the CRM recorded during the run's data interval
+       (so reruns and backfills redo exactly their own day) together with the lemlist
+       unsubscribes first seen since the interval started.
+    3. **Suppress** them in every tool, in parallel: lemlist team-wide suppression (bulk)
+       and mark-not-interested; LeadLex removal, one task per campaign; DialNexa removal
+       from the call queues. Every operator writes one audit row per person into the
+       warehouse as it goes.
+    4. **Check** every opt-out ever recorded, read back from each tool today (an import
+       may have re-added someone): the task fails when one is not honoured.
+    5. A summary of the counts (the XCom ``return_value`` of ``summary``).
 
 ``crm_optouts_producer`` and ``outreach_suppression_on_asset``
     The same suppression, triggered by an upstream pipeline: the producer loads a batch of
@@ -21,13 +24,16 @@ Three DAGs:
 
 Warehouse tables (any common-sql database; the names are yours to change)::
 
-    crm_optouts(email, opted_out_at /* ISO-8601 UTC */, batch_id)
-    leadlex_enrollments(email, campaign_id, contact_id)       -- synced from LeadLex
-    dialnexa_campaign_leads(email, campaign_lead_id)          -- synced from DialNexa
+    crm_optouts(email, opted_out_at /* ISO-8601 UTC */, batch_id)   -- from your CRM
+    dialnexa_campaign_leads(email, campaign_lead_id)                -- from your dialer export
+    lemlist_unsubscribes(value, kind, source, created_at, first_seen_at)  -- pulled here
+    leadlex_enrollments(campaign_id, contact_id, email, status, seen_at)  -- pulled here
 
 Connections: ``outreach_warehouse`` (SQLite here; a Postgres, Snowflake or BigQuery
 connection works the same), ``lemlist_default``, ``leadlex_default``, ``dialnexa_default``.
-Give the three API connections a pool each if several DAGs share one API key.
+Tasks on one API key share its rate limit across workers, whatever their number.
+``max_inline_wait`` (seconds of rate-limit wait slept in a worker before deferring) can be
+set per run in its conf.
 """
 
 from __future__ import annotations
@@ -39,24 +45,48 @@ import pendulum
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 from airflow.sdk import Asset, BaseHook, CronDataIntervalTimetable, Metadata, Param, dag, task
 
-from airflow_provider_outreach.operators.dialnexa import DialnexaRemoveCampaignLeadOperator
-from airflow_provider_outreach.operators.leadlex import LeadlexRemoveContactOperator
-from airflow_provider_outreach.operators.lemlist import LemlistAddUnsubscribeOperator, LemlistMarkNotInterestedOperator
+from airflow_provider_outreach.operators.dialnexa import (
+    DialnexaRemoveCampaignLeadOperator,
+    DialnexaSuppressionCheckOperator,
+)
+from airflow_provider_outreach.operators.leadlex import LeadlexRemoveContactOperator, LeadlexSuppressionCheckOperator
+from airflow_provider_outreach.operators.lemlist import (
+    LemlistAddUnsubscribeOperator,
+    LemlistMarkNotInterestedOperator,
+    LemlistSuppressionCheckOperator,
+)
+from airflow_provider_outreach.transfers.leadlex_to_sql import LeadlexEnrollmentsToSqlOperator
+from airflow_provider_outreach.transfers.lemlist_to_sql import LemlistUnsubscribesToSqlOperator
 
 WAREHOUSE = "outreach_warehouse"
 AUDIT_TABLE = "outreach_suppression_audit"
+LEMLIST_TABLE = "lemlist_unsubscribes"
+LEADLEX_TABLE = "leadlex_enrollments"
 OPTOUTS = Asset("warehouse://crm/optouts")
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
+#: per run: ``{"max_inline_wait": 60}`` in the run's conf
+MAX_INLINE_WAIT = "{{ dag_run.conf.get('max_inline_wait', 60) if dag_run.conf else 60 }}"
 
-# One query per tool, each restricted by {where} on the opt-outs table ``o``.
+#: the opt-outs to act on (``{crm}``: a filter on crm_optouts ``o``; ``{lemlist}``: on lemlist_unsubscribes ``u``)
+OPTED_OUT = (
+    "WITH optouts(email) AS ("
+    "SELECT lower(o.email) FROM crm_optouts o WHERE {crm} "
+    f"UNION SELECT lower(u.value) FROM {LEMLIST_TABLE} u WHERE u.kind = 'email' AND {{lemlist}}) "
+)
+# One query per tool.
 QUERIES = {
-    "emails": "SELECT DISTINCT lower(o.email) FROM crm_optouts o WHERE {where} ORDER BY 1",
-    "leadlex": "SELECT DISTINCT e.campaign_id, e.contact_id FROM leadlex_enrollments e "
-    "JOIN crm_optouts o ON lower(e.email) = lower(o.email) WHERE {where} ORDER BY 1, 2",
-    "dialnexa": "SELECT DISTINCT d.campaign_lead_id FROM dialnexa_campaign_leads d "
-    "JOIN crm_optouts o ON lower(d.email) = lower(o.email) WHERE {where} ORDER BY 1",
+    "emails": OPTED_OUT + "SELECT DISTINCT email FROM optouts ORDER BY 1",
+    "leadlex": OPTED_OUT + f"SELECT DISTINCT e.campaign_id, e.contact_id FROM {LEADLEX_TABLE} e "
+    "JOIN optouts x ON lower(e.email) = x.email ORDER BY 1, 2",
+    "dialnexa": OPTED_OUT + "SELECT DISTINCT d.campaign_lead_id FROM dialnexa_campaign_leads d "
+    "JOIN optouts x ON lower(d.email) = x.email ORDER BY 1",
 }
-INTERVAL = "o.opted_out_at >= '{{ data_interval_start.isoformat() }}' AND o.opted_out_at < '{{ data_interval_end.isoformat() }}'"
+INTERVAL = {
+    "crm": "o.opted_out_at >= '{{ data_interval_start.isoformat() }}' AND o.opted_out_at < '{{ data_interval_end.isoformat() }}'",
+    # first seen by this run's pull (or a later rerun's): the pull happens after the interval
+    "lemlist": "u.first_seen_at >= '{{ data_interval_start.isoformat() }}'",
+}
+EVERY_OPTOUT = {"crm": "1 = 1", "lemlist": "1 = 1"}
 
 
 @task(multiple_outputs=True)
@@ -68,46 +98,57 @@ def people(results: list[list[Any]]) -> dict[str, list[str]]:
 
 @task
 def leadlex_enrollments(results: list[list[Any]]) -> list[dict[str, Any]]:
-    """Rows of the queries -> one LeadLex removal per campaign, with its contacts."""
+    """Rows of the queries -> one LeadLex task per campaign, with its contacts."""
     per_campaign: dict[str, list[str]] = {}
     for campaign_id, contact_id in results[1]:
         per_campaign.setdefault(campaign_id, []).append(contact_id)
     return [{"campaign_id": c, "contact_id": ids} for c, ids in sorted(per_campaign.items())]
 
 
-def suppress_everywhere(results: Any) -> None:
-    """The suppression itself, shared by both DAGs: every tool, in parallel, audited."""
-    audit = {"audit_conn_id": WAREHOUSE, "audit_table": AUDIT_TABLE}
+def pull_from_the_tools() -> list:
+    """What the tools know, into the warehouse: lemlist's unsubscribes, LeadLex's enrollments."""
+    return [
+        LemlistUnsubscribesToSqlOperator(
+            task_id="pull_lemlist_unsubscribes", sql_conn_id=WAREHOUSE, table=LEMLIST_TABLE, max_inline_wait=60
+        ),
+        LeadlexEnrollmentsToSqlOperator(
+            task_id="pull_leadlex_enrollments", sql_conn_id=WAREHOUSE, table=LEADLEX_TABLE, max_inline_wait=60
+        ),
+    ]
+
+
+def suppress_everywhere(results: Any) -> list:
+    """The suppression itself, shared by the DAGs: every tool, in parallel, audited."""
+    common = {"audit_conn_id": WAREHOUSE, "audit_table": AUDIT_TABLE, "max_inline_wait": MAX_INLINE_WAIT}
     work = people(results)
     reports = [
-        LemlistAddUnsubscribeOperator(task_id="lemlist_suppress_team_wide", value=work["emails"], **audit).output,
-        LemlistMarkNotInterestedOperator(task_id="lemlist_mark_not_interested", lead=work["emails"], **audit).output,
+        LemlistAddUnsubscribeOperator(task_id="lemlist_suppress_team_wide", value=work["emails"], **common),
+        LemlistMarkNotInterestedOperator(task_id="lemlist_mark_not_interested", lead=work["emails"], **common),
         DialnexaRemoveCampaignLeadOperator(
             task_id="dialnexa_remove_campaign_leads",
             campaign_lead_id=work["dialnexa"],
             closed_campaign_ok=True,  # a completed or cancelled campaign never dials again
-            **audit,
-        ).output,
+            **common,
+        ),
+        LeadlexRemoveContactOperator.partial(task_id="leadlex_remove_contacts", **common).expand_kwargs(
+            leadlex_enrollments(results)
+        ),
     ]
-    leadlex = LeadlexRemoveContactOperator.partial(task_id="leadlex_remove_contacts", **audit).expand_kwargs(
-        leadlex_enrollments(results)
-    )
-    summary(reports, leadlex.output)
+    return reports
 
 
-@task
-def summary(reports: list[dict], leadlex_reports: list[dict]) -> dict[str, Any]:
-    """One line per tool and action: how many people were done, already absent, failed."""
+@task(trigger_rule="all_done")
+def summary(reports: list[dict | None], mapped: list[list[dict] | None]) -> dict[str, Any]:
+    """One line per tool and action: the count of each outcome."""
     rows: dict[str, dict[str, int]] = {}
-    for report in [*reports, *leadlex_reports]:
-        key = f"{report['vendor']} {report['action']}"
-        counts = rows.setdefault(key, {"done": 0, "already_absent": 0, "failed": 0})
-        for outcome in counts:
-            counts[outcome] += report["counts"].get(outcome, 0)
+    for report in [*reports, *(r for reports_of_task in mapped for r in (reports_of_task or []))]:
+        if not report:
+            continue
+        counts = rows.setdefault(f"{report['vendor']} {report['action']}", {})
+        for outcome, n in report["counts"].items():
+            counts[outcome] = counts.get(outcome, 0) + n
     for key, counts in sorted(rows.items()):
-        print(
-            f"{key:<36} done {counts['done']:>4}  already absent {counts['already_absent']:>4}  failed {counts['failed']:>4}"
-        )
+        print(f"{key:<36} " + "  ".join(f"{outcome} {n:>4}" for outcome, n in counts.items()))
     return rows
 
 
@@ -122,14 +163,43 @@ def summary(reports: list[dict], leadlex_reports: list[dict]) -> dict[str, Any]:
     tags=["outreach", "compliance"],
 )
 def outreach_suppression_sync():
+    pulled = pull_from_the_tools()
     optouts = SQLExecuteQueryOperator(
         task_id="read_optouts",
         conn_id=WAREHOUSE,
-        sql=[q.format(where=INTERVAL) for q in QUERIES.values()],
+        sql=[q.format(**INTERVAL) for q in QUERIES.values()],
         return_last=False,
         split_statements=False,
     )
-    suppress_everywhere(optouts.output)
+    pulled >> optouts
+    suppressed = suppress_everywhere(optouts.output)
+    every_optout = SQLExecuteQueryOperator(
+        task_id="read_every_optout",
+        conn_id=WAREHOUSE,
+        sql=[q.format(**EVERY_OPTOUT) for q in QUERIES.values()],
+        return_last=False,
+        split_statements=False,
+        trigger_rule="all_done",  # the check runs whatever the suppression tasks did
+    )
+    suppressed >> every_optout
+    everyone = people(every_optout.output)
+    [
+        LemlistSuppressionCheckOperator(
+            task_id="check_lemlist", value=everyone["emails"], audit_conn_id=WAREHOUSE, audit_table=AUDIT_TABLE
+        ),
+        DialnexaSuppressionCheckOperator(
+            task_id="check_dialnexa",
+            campaign_lead_id=everyone["dialnexa"],
+            closed_campaign_ok=True,
+            audit_conn_id=WAREHOUSE,
+            audit_table=AUDIT_TABLE,
+        ),
+        LeadlexSuppressionCheckOperator.partial(
+            task_id="check_leadlex", audit_conn_id=WAREHOUSE, audit_table=AUDIT_TABLE
+        ).expand_kwargs(leadlex_enrollments(every_optout.output)),
+    ]
+    summary([op.output for op in suppressed[:3]], [suppressed[3].output])
+    # the checks are leaves: one that finds an opt-out not honoured fails the run
 
 
 outreach_suppression_sync()
@@ -190,9 +260,11 @@ def outreach_suppression_on_asset():
             return [[], [], []]
         where = "o.batch_id IN ({})".format(", ".join(f"'{b}'" for b in batch_ids))
         hook = BaseHook.get_hook(WAREHOUSE)
-        return [hook.get_records(q.format(where=where)) for q in QUERIES.values()]
+        return [hook.get_records(q.format(crm=where, lemlist="1 = 0")) for q in QUERIES.values()]
 
-    suppress_everywhere(read_batches())
+    batches = read_batches()
+    pull_from_the_tools() >> batches
+    suppress_everywhere(batches)
 
 
 outreach_suppression_on_asset()

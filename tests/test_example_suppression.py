@@ -10,6 +10,7 @@ import pendulum
 import pytest
 
 from demo import verify, warehouse
+from demo.scenario import lemlist_origin_people, simulate_earlier_syncs
 from tests.conftest import REPO
 from tests.dagtest import run_dag, task_states, xcom
 
@@ -54,33 +55,68 @@ def test_suppression_sync_honours_the_days_optouts_everywhere(bag, sandbox, conn
     earlier = [e for e in earlier if e not in in_window]
     day = pendulum.datetime(2026, 11, 24, tz="UTC")
     warehouse.build(warehouse_db, SEED, in_window + ["Unknown.Person@example.org"], earlier, day)
+    simulate_earlier_syncs(SEED, earlier, warehouse_db, day.subtract(days=2))
+    from_lemlist = lemlist_origin_people(SEED, {e.lower() for e in in_window + earlier}, n=3)
+    sandbox.seed({"lemlist": {"unsubscribes": [{"value": e, "source": "lead"} for e in from_lemlist]}})
     before = sandbox.state()
 
     dr = run_dag(bag.get_dag("outreach_suppression_sync"), logical_date=day.add(days=1))
 
     assert dr.state == "success", task_states(dr)
     after = sandbox.state()
-    for tool, parts in verify.suppression_state(after, in_window).items():
+    for tool, parts in verify.suppression_state(after, in_window + from_lemlist).items():
         assert parts["not_honoured"] == [], tool
     assert verify.changed(before, after, earlier) == []
     summary = xcom(dr, "summary")
-    assert summary["lemlist add_unsubscribe"]["done"] == len(in_window) + 1
+    assert summary["lemlist add_unsubscribe"]["done"] == len(in_window) + 1 + len(from_lemlist)
     audit = (
         sqlite3.connect(warehouse_db)
         .execute("SELECT vendor, action, item, outcome, dag_id, run_id FROM outreach_suppression_audit")
         .fetchall()
     )
-    total = sum(sum(c.values()) for c in summary.values())
-    assert len(audit) == total
+    actions = [row for row in audit if row[1] != "check"]
+    assert len(actions) == sum(sum(c.values()) for c in summary.values())
     assert {row[4] for row in audit} == {"outreach_suppression_sync"} and {row[5] for row in audit} == {dr.run_id}
     assert ("lemlist", "add_unsubscribe", "unknown.person@example.org", "done") in {row[:4] for row in audit}
+    checks = {(row[0], row[3]) for row in audit if row[1] == "check"}
+    assert checks == {("lemlist", "honoured"), ("leadlex", "honoured"), ("dialnexa", "honoured")}
+    checked_lemlist = {row[2] for row in audit if row[:2] == ("lemlist", "check")}
+    assert {
+        e.lower() for e in in_window + earlier + from_lemlist
+    } <= checked_lemlist  # every opt-out, not only the day's
 
     # a rerun of the same day is safe: nothing new is done, nothing fails
     rerun = run_dag(bag.get_dag("outreach_suppression_sync"), logical_date=day.add(days=1))
     assert rerun.state == "success", task_states(rerun)
     again = xcom(rerun, "summary")
-    assert again["leadlex remove_contact"]["done"] == 0 and again["dialnexa remove_campaign_lead"]["done"] == 0
-    assert all(counts["failed"] == 0 for counts in again.values())
+    assert again.get("leadlex remove_contact", {}).get("done", 0) == 0
+    assert again["dialnexa remove_campaign_lead"]["done"] == 0
+    assert all(counts.get("failed", 0) == 0 for counts in again.values())
+
+
+def test_the_check_catches_a_person_re_added_after_an_earlier_sync(bag, sandbox, connections, warehouse_db):
+    sandbox.reset(SEED)
+    people = warehouse.emails_in(SEED)
+    day = pendulum.datetime(2026, 11, 24, tz="UTC")
+    enrolled = [c["email"].lower() for camp in SEED["leadlex"]["campaigns"] for c in camp.get("contacts", [])]
+    earlier = [enrolled[0]]
+    warehouse.build(warehouse_db, SEED, people[1:3], earlier, day)
+    campaign_id, contact_id, email = simulate_earlier_syncs(SEED, earlier, warehouse_db, day.subtract(days=2))
+    sandbox.seed(
+        {"leadlex": {"campaigns": [{"id": campaign_id, "contacts": [{"contact_id": contact_id, "email": email}]}]}}
+    )
+
+    dr = run_dag(bag.get_dag("outreach_suppression_sync"), logical_date=day.add(days=1))
+
+    assert dr.state == "failed"
+    failed = {ti.task_id for ti in dr.get_task_instances() if ti.state == "failed"}
+    assert failed == {"check_leadlex"}
+    caught = (
+        sqlite3.connect(warehouse_db)
+        .execute("SELECT vendor, item FROM outreach_suppression_audit WHERE outcome = 'not_honoured'")
+        .fetchall()
+    )
+    assert caught == [("leadlex", contact_id)]
 
 
 def test_asset_triggered_suppression_handles_the_producers_batch(bag, sandbox, connections, warehouse_db):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from airflow_provider_outreach.exceptions import (
     CampaignNotDraftError,
     ConflictError,
     InvalidInputError,
+    InvalidRequestError,
     NotFoundError,
     OutreachAPIError,
     RateLimitError,
@@ -57,6 +59,8 @@ class BulkPolicy:
     :param max_transient: consecutive items failing on transient errors (after the hook's
         own retries) that stop the run: the API is down (at least twice ``max_workers``, as
         concurrent calls meet a brief outage together).
+    :param batch_size: send items in chunks of up to this many (one call per chunk);
+        ``None``: one call per item.
     :param progress_every: seconds between progress log lines.
     """
 
@@ -69,6 +73,9 @@ class BulkPolicy:
     conflict_absent: bool = False
     max_unexpected: int = 10
     max_transient: int = 20
+    batch_size: int | None = None
+    #: the outcome of a call that returned ``value`` (default: ``done``)
+    outcome_of: Callable[[Any], str] | None = None
     progress_every: float = 10.0
 
     def classify(self, exc: BaseException) -> tuple[str, dict[str, Any]]:
@@ -164,45 +171,57 @@ class _NotSent(Exception):
 
 def run_bulk(
     items: list[str],
-    call: Callable[[str], Any],
+    call: Callable[[Any], Any],
     report: Report,
     policy: BulkPolicy,
     ledger: Ledger | None = None,
     logger: logging.Logger | logging.LoggerAdapter = log,
 ) -> BulkResult:
-    """Call ``call(item)`` for each item concurrently and record every outcome in ``report``
-    and ``ledger`` (flushed as the run goes, and at its end)."""
+    """Call ``call(item)`` for each item concurrently (``call(chunk)`` for each chunk of up to
+    ``policy.batch_size`` items) and record every item's outcome in ``report`` and ``ledger``
+    (flushed as the run goes, and at its end).
+
+    A chunk the API refuses as malformed (400) is split in halves until the refused items
+    stand alone: those fail with the API's message, the others are done.
+    """
     ledger = ledger or Ledger()
     total = len(items) + len(report.results)
     lock = threading.Lock()
     waits: list[RateLimitError] = []
     stopped: list[Stop] = []
     breaker = _Breaker(policy)
+    batched = policy.batch_size is not None
 
     def stop(cause: Stop) -> None:
         if not stopped:
             stopped.append(cause)
             logger.error("stopping: %s", cause.cause)
 
-    def one(item: str) -> None:
+    def one(unit: list[str]) -> list[list[str]]:
+        """Send one item (or chunk); returns the halves to send instead of a refused chunk."""
         if waits or stopped:
             raise _NotSent()
         try:
-            call(item)
+            value = call(unit if batched else unit[0])
         except Exception as exc:  # every failure becomes a reported outcome
             if isinstance(exc, RateLimitError) and decide(exc, policy.max_inline_wait).action is Action.DEFER:
                 waits.append(exc)
                 raise _NotSent() from None
+            if batched and len(unit) > 1 and isinstance(exc, InvalidRequestError):
+                half = len(unit) // 2
+                return [unit[:half], unit[half:]]
             error: BaseException | None = exc
             outcome, details = policy.classify(exc)
         else:
-            error, outcome, details = None, DONE, {}
+            error, outcome, details = None, policy.outcome_of(value) if policy.outcome_of else DONE, {}
         at = _now()
         with lock:  # recorded by the worker itself, so a stop takes effect before the next request
-            ledger.record(item, report.record(item, outcome, **details), at)
-            cause = breaker.observe(item, error, details)
+            for item in unit:
+                ledger.record(item, report.record(item, outcome, **details), at)
+            cause = breaker.observe(unit[0], error, details)
             if cause is not None:
                 stop(cause)
+        return []
 
     def flush() -> None:
         try:
@@ -213,31 +232,34 @@ def run_bulk(
             with lock:
                 stop(Stop(f"the audit trail could not be written, so nothing more is sent: {exc}", final=False))
 
+    size = policy.batch_size or 1
+    queue = deque(items[i : i + size] for i in range(0, len(items), size))
     unsent: list[str] = []
     last_progress = time.monotonic()
     workers = max(1, policy.max_workers)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="outreach-bulk") as pool:
-        queue = iter(items)
-        running: dict[Future, str] = {}
+        running: dict[Future, list[str]] = {}
 
         def fill() -> None:
-            while len(running) < workers * 2 and not waits and not stopped:
-                item = next(queue, None)
-                if item is None:
-                    return
-                running[pool.submit(one, item)] = item
+            while queue and len(running) < workers * 2 and not waits and not stopped:
+                unit = queue.popleft()
+                running[pool.submit(one, unit)] = unit
 
         fill()
         while running:
             done, _ = wait(list(running), timeout=1.0, return_when=FIRST_COMPLETED)
             for future in done:
-                item = running.pop(future)
+                unit = running.pop(future)
                 exc = future.exception()
                 if isinstance(exc, _NotSent):
-                    unsent.append(item)
+                    unsent.extend(unit)
                 elif exc is not None:  # pragma: no cover - one() records every failure
                     with lock:
-                        ledger.record(item, report.record(item, FAILED, reason="error", message=repr(exc)), _now())
+                        for item in unit:
+                            result = report.record(item, FAILED, reason="error", message=repr(exc))
+                            ledger.record(item, result, _now())
+                else:
+                    queue.extendleft(reversed(future.result()))  # the halves of a refused chunk go next
             if ledger.due():
                 flush()
             fill()
@@ -245,7 +267,8 @@ def run_bulk(
             if now - last_progress >= policy.progress_every:
                 last_progress = now
                 logger.info("%s: %d of %d items finished", report.action, len(report.results), total)
-        unsent.extend(queue)
+        for unit in queue:
+            unsent.extend(unit)
     if stopped:
         cause = stopped[0].cause
         for item in unsent:

@@ -15,7 +15,15 @@ import time
 import zlib
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_outreach.bulk.report import ALREADY_ABSENT, DONE, FAILED, ItemResult, is_final
+from airflow_provider_outreach.bulk.report import (
+    ALREADY_ABSENT,
+    DONE,
+    FAILED,
+    HONOURED,
+    NOT_HONOURED,
+    ItemResult,
+    is_final,
+)
 
 if TYPE_CHECKING:
     from airflow_provider_outreach.audit import AuditTrail
@@ -87,7 +95,7 @@ class AuditLedger(Ledger):
         )
 
 
-_CODES = {DONE: 1, ALREADY_ABSENT: 2, FAILED: 3}
+_CODES = {DONE: 1, ALREADY_ABSENT: 2, FAILED: 3, HONOURED: 4, NOT_HONOURED: 5}
 _OUTCOMES = {code: outcome for outcome, code in _CODES.items()}
 
 

@@ -10,7 +10,11 @@ ALREADY_ABSENT = "already_absent"
 FAILED = "failed"
 NOT_ATTEMPTED = "not_attempted"
 WOULD_DO = "would_do"
-OUTCOMES = (DONE, ALREADY_ABSENT, FAILED, NOT_ATTEMPTED, WOULD_DO)
+HONOURED = "honoured"
+NOT_HONOURED = "not_honoured"
+#: the outcomes every report counts, even at zero: of an action, of a read-back check
+ACTION_OUTCOMES = (DONE, ALREADY_ABSENT, FAILED)
+CHECK_OUTCOMES = (HONOURED, NOT_HONOURED, FAILED)
 
 #: failure reasons another attempt may cure: the item is sent again by a retry
 RETRYABLE_REASONS = frozenset(
@@ -38,7 +42,7 @@ class ItemResult(NamedTuple):
 
 def is_final(result: ItemResult) -> bool:
     """Whether no later attempt can change this item's outcome."""
-    if result.outcome in (DONE, ALREADY_ABSENT):
+    if result.outcome in (DONE, ALREADY_ABSENT, HONOURED, NOT_HONOURED):
         return True
     return result.outcome == FAILED and result.reason not in RETRYABLE_REASONS
 
@@ -52,6 +56,7 @@ class Report:
     dry_run: bool = False
     results: dict[str, ItemResult] = field(default_factory=dict)
     duplicates: int = 0
+    kinds: tuple[str, ...] = ACTION_OUTCOMES
 
     def record(
         self,
@@ -89,7 +94,7 @@ class Report:
         return all(is_final(r) for r in self.results.values() if r.outcome in (FAILED, NOT_ATTEMPTED))
 
     def counts(self) -> dict[str, int]:
-        counts = {outcome: 0 for outcome in (DONE, ALREADY_ABSENT, FAILED)}
+        counts = dict.fromkeys(self.kinds, 0)
         if self.dry_run:
             counts[WOULD_DO] = 0
         for result in self.results.values():

@@ -67,8 +67,18 @@ class OutreachBulkOperator(BaseOperator):
     conflict_reason: ClassVar[str | None] = None
     #: count a 409 as ``already_absent`` (the action can never be needed again)
     conflict_absent: bool = False
+    #: send items in chunks of this many, one request per chunk (``apply`` gets a list)
+    batch_size: int | None = None
+    #: outcomes the report counts even at zero
+    report_kinds: ClassVar[tuple[str, ...]] = ("done", "already_absent", "failed")
 
     ui_color = "#fde9e7"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        fields = tuple(getattr(cls, "template_fields", ()))
+        if "max_inline_wait" not in fields:  # a run may set it, e.g. from its conf
+            cls.template_fields = (*fields, "max_inline_wait")
 
     def __init__(
         self,
@@ -77,7 +87,7 @@ class OutreachBulkOperator(BaseOperator):
         dry_run: bool = False,
         fail_on_error: bool = True,
         max_workers: int = 8,
-        max_inline_wait: float = 60.0,
+        max_inline_wait: float | str = 60.0,
         audit_conn_id: str | None = None,
         audit_table: str | None = None,
         report_item_limit: int = 1000,
@@ -101,8 +111,11 @@ class OutreachBulkOperator(BaseOperator):
 
     # -- what a subclass provides --------------------------------------------------------------
 
-    def apply(self, hook: Any, item: str) -> Any:
-        """Send the request for one item."""
+    def before_items(self, hook: Any) -> None:
+        """Reads the items share, made once after the preflight (none by default)."""
+
+    def apply(self, hook: Any, item: Any) -> Any:
+        """Send the request for one item (a list of items when :attr:`batch_size` is set)."""
         raise NotImplementedError
 
     # -- execution -----------------------------------------------------------------------------
@@ -112,19 +125,22 @@ class OutreachBulkOperator(BaseOperator):
         return getattr(self, self.hook_class.conn_name_attr)
 
     def get_hook(self) -> OutreachHook:
-        return self.hook_class(self.conn_id, max_inline_wait=self.max_inline_wait, pool_size=max(64, self.max_workers))
+        return self.hook_class(
+            self.conn_id, max_inline_wait=float(self.max_inline_wait), pool_size=max(64, self.max_workers)
+        )
 
     def policy(self) -> BulkPolicy:
         from airflow_provider_outreach.bulk.engine import BulkPolicy
 
         return BulkPolicy(
             max_workers=self.max_workers,
-            max_inline_wait=self.max_inline_wait,
+            max_inline_wait=float(self.max_inline_wait),
             missing_ok=self.missing_ok,
             item_object=self.item_object,
             campaign_scoped=self.campaign_field is not None,
             conflict_reason=self.conflict_reason,
             conflict_absent=self.conflict_absent,
+            batch_size=self.batch_size,
         )
 
     def execute(self, context: Any) -> dict[str, Any]:
@@ -139,7 +155,9 @@ class OutreachBulkOperator(BaseOperator):
             encode_path_param(self.campaign_field, campaign_id)
         if self.audit_table is not None:
             check_table_name(self.audit_table)
-        report = Report(vendor=self.hook_class.vendor, action=self.action, dry_run=self.dry_run)
+        report = Report(
+            vendor=self.hook_class.vendor, action=self.action, dry_run=self.dry_run, kinds=self.report_kinds
+        )
         todo = prepare(flatten_items(getattr(self, self.item_field), self.item_field), self.item_kind, report)
         self.log.info(
             "%s %s: %d items (%d duplicates dropped, %d invalid)",
@@ -151,6 +169,8 @@ class OutreachBulkOperator(BaseOperator):
         )
         hook = self.get_hook()
         self.log.info("preflight: %s", self._preflight(hook, campaign_id))
+        if not self.dry_run:
+            self.before_items(hook)
         ledger = self._ledger(context, report, todo)
         wanted = {*report.results, *todo}
         earlier = {item: result for item, result in ledger.earlier().items() if item in wanted}
@@ -257,6 +277,55 @@ class OutreachBulkOperator(BaseOperator):
         if final:
             raise AirflowFailException(message + " No retry can help: every failure is permanent.")
         raise AirflowException(message)
+
+
+class OutreachCheckOperator(OutreachBulkOperator):
+    """Read back, for each item, whether its opt-out is honoured in the tool today.
+
+    Same conventions as the bulk operators (lists of items, templated, paced, concurrent,
+    preflight, audit rows with action ``check``, bounded report); the outcomes are
+    ``honoured``, ``not_honoured`` and ``failed`` (could not check). The task fails,
+    without Airflow retries, when any item is ``not_honoured``, unless
+    ``fail_on_not_honoured=False``.
+
+    :param fail_on_not_honoured: fail the task when an opt-out is not honoured.
+    """
+
+    action = "check"
+    report_kinds = ("honoured", "not_honoured", "failed")
+
+    def __init__(self, *, fail_on_not_honoured: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.fail_on_not_honoured = fail_on_not_honoured
+
+    def honoured(self, hook: Any, item: str) -> bool:
+        """Whether the tool honours the opt-out of ``item`` (raise when it cannot tell)."""
+        raise NotImplementedError
+
+    def apply(self, hook: Any, item: str) -> bool:
+        return self.honoured(hook, item)
+
+    def policy(self) -> BulkPolicy:
+        from dataclasses import replace
+
+        from airflow_provider_outreach.bulk.report import HONOURED, NOT_HONOURED
+
+        return replace(super().policy(), outcome_of=lambda ok: HONOURED if ok else NOT_HONOURED)
+
+    def _finish(self, context: Any, report: Report, ledger: Ledger, stop: Any) -> dict[str, Any]:
+        result = super()._finish(context, report, ledger, stop)
+        not_honoured = result["counts"].get("not_honoured", 0)
+        if not_honoured and self.fail_on_not_honoured:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            context["ti"].xcom_push(key=REPORT_XCOM_KEY, value=result)
+            shown = ", ".join(result.get("items", {}).get("not_honoured", [])[:10])
+            raise AirflowFailException(
+                f"{not_honoured} of {len(report.results)} opt-outs are not honoured in {report.vendor}"
+                + (f": {shown}" if shown else "")
+                + f". The report is in XCom key {REPORT_XCOM_KEY!r}."
+            )
+        return result
 
 
 def _now() -> str:

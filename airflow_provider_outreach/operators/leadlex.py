@@ -6,7 +6,7 @@ from typing import Any
 
 from airflow_provider_outreach.bulk.items import ID
 from airflow_provider_outreach.hooks.leadlex import LeadlexHook
-from airflow_provider_outreach.operators.base import OutreachBulkOperator
+from airflow_provider_outreach.operators.base import OutreachBulkOperator, OutreachCheckOperator
 
 _CONN = LeadlexHook.default_conn_name
 
@@ -67,3 +67,43 @@ class LeadlexDeleteCampaignOperator(OutreachBulkOperator):
 
     def apply(self, hook: LeadlexHook, item: str) -> Any:
         return hook.delete_draft_campaign(item)
+
+
+class LeadlexSuppressionCheckOperator(OutreachCheckOperator):
+    """Read back whether each contact is no longer enrolled in a LeadLex campaign.
+
+    The campaign's enrollments are read once (``GET /v1/campaigns/{id}/contacts``, 100 per
+    page: one request per 100 enrollments, against LeadLex's per-minute and daily limits),
+    not once per contact; a contact is ``honoured`` when it is not among them.
+
+    :param contact_id: a contact id or a list of them (templated).
+    :param campaign_id: the campaign (templated).
+    :param leadlex_conn_id: LeadLex connection (templated).
+    """
+
+    template_fields = ("contact_id", "campaign_id", "leadlex_conn_id")
+    hook_class = LeadlexHook
+    item_field = "contact_id"
+    item_kind = ID
+    campaign_field = "campaign_id"
+
+    def __init__(self, *, contact_id: Any, campaign_id: str, leadlex_conn_id: str = _CONN, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.contact_id = contact_id
+        self.campaign_id = campaign_id
+        self.leadlex_conn_id = leadlex_conn_id
+
+    def before_items(self, hook: LeadlexHook) -> None:
+        enrolled: set[str] = set()
+        page = 1
+        while True:
+            contacts, meta = hook.list_contacts(self.campaign_id, page=page, per_page=100)
+            enrolled.update(str(c["contact_id"]) for c in contacts)
+            if len(contacts) < 100 or (meta.get("total") is not None and page * 100 >= int(meta["total"])):
+                break
+            page += 1
+        self.log.info("campaign %s: %d enrollments read in %d requests", self.campaign_id, len(enrolled), page)
+        self._enrolled = enrolled
+
+    def honoured(self, hook: LeadlexHook, contact_id: str) -> bool:
+        return contact_id not in self._enrolled

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_outreach.bulk.items import EMAIL, EMAIL_OR_DOMAIN, ID, ID_OR_EMAIL
+from airflow_provider_outreach.exceptions import NotFoundError
 from airflow_provider_outreach.hooks.lemlist import LemlistHook
-from airflow_provider_outreach.operators.base import OutreachBulkOperator
+from airflow_provider_outreach.operators.base import OutreachBulkOperator, OutreachCheckOperator
 
 _CONN = LemlistHook.default_conn_name
 
@@ -92,7 +93,13 @@ class LemlistMarkNotInterestedOperator(OutreachBulkOperator):
 class LemlistAddUnsubscribeOperator(OutreachBulkOperator):
     """Suppress emails or whole ``@domain``\\ s team-wide in lemlist (idempotent).
 
+    Values go through lemlist's bulk route, ``chunk_size`` per request (at most 10,000),
+    paced like any other call: 100,000 values take 10 requests. A chunk lemlist refuses
+    (400: a value it does not accept) is split in halves until the refused values stand
+    alone; those fail with lemlist's message, every other value is ``done``.
+
     :param value: an email or ``@domain``, or a list of them (templated).
+    :param chunk_size: values per request (1 to 10,000).
     :param lemlist_conn_id: lemlist connection (templated).
     """
 
@@ -102,10 +109,53 @@ class LemlistAddUnsubscribeOperator(OutreachBulkOperator):
     item_field = "value"
     item_kind = EMAIL_OR_DOMAIN
 
+    def __init__(
+        self,
+        *,
+        value: Any,
+        chunk_size: int = LemlistHook.MAX_BULK_UNSUBSCRIBES,
+        lemlist_conn_id: str = _CONN,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not 1 <= chunk_size <= LemlistHook.MAX_BULK_UNSUBSCRIBES:
+            raise ValueError(
+                f"{self.task_id}: chunk_size must be 1 to {LemlistHook.MAX_BULK_UNSUBSCRIBES}, got {chunk_size}"
+            )
+        self.value = value
+        self.chunk_size = chunk_size
+        self.batch_size = chunk_size
+        self.lemlist_conn_id = lemlist_conn_id
+
+    def apply(self, hook: LemlistHook, values: list[str]) -> Any:
+        return hook.add_unsubscribes(values)
+
+
+class LemlistSuppressionCheckOperator(OutreachCheckOperator):
+    """Read back whether each email or ``@domain`` is on lemlist's team-wide unsubscribe list.
+
+    ``honoured`` when ``GET /v2/unsubscribes/variables/{value}`` finds it, ``not_honoured``
+    when lemlist answers ``Unsubscribe not found``; one paced request per value.
+
+    :param value: an email or ``@domain``, or a list of them (templated).
+    :param lemlist_conn_id: lemlist connection (templated).
+    """
+
+    template_fields = ("value", "lemlist_conn_id")
+    hook_class = LemlistHook
+    item_field = "value"
+    item_kind = EMAIL_OR_DOMAIN
+
     def __init__(self, *, value: Any, lemlist_conn_id: str = _CONN, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.value = value
         self.lemlist_conn_id = lemlist_conn_id
 
-    def apply(self, hook: LemlistHook, item: str) -> Any:
-        return hook.add_unsubscribe(item)
+    def honoured(self, hook: LemlistHook, value: str) -> bool:
+        try:
+            record = hook.get_unsubscribe(value)
+        except NotFoundError as exc:
+            if exc.missing == "unsubscribe":
+                return False
+            raise
+        return str(record.get("value", "")).lower() == value.lower()
