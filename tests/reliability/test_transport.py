@@ -283,3 +283,28 @@ def test_a_failed_certificate_check_is_not_retried(tls_sandbox, monkeypatch):
     assert time.monotonic() - started < 1.0
     with pytest.raises(TLSVerificationError):
         asyncio.run(_async_read(LeadlexHook, conn_id, "cmp_active"))
+
+
+def test_the_trigger_stops_at_once_on_a_failed_certificate_check(tls_sandbox, monkeypatch):
+    """The trigger decides with the same retry rule as hooks and poke(): a bad certificate
+    ends the wait with an error event at once, not at the deadline."""
+    server, _, _ = tls_sandbox
+    conn_id = set_connection(monkeypatch, "leadlex", "leadlex_tls", tls_url(server, "leadlex"))
+    trigger = CampaignStatusTrigger(
+        hook_class="airflow_provider_outreach.hooks.leadlex.LeadlexHook",
+        conn_id=conn_id,
+        campaign_id="cmp_active",
+        target_statuses=["draft"],
+        failure_statuses=[],
+        poll_interval=0.2,
+        deadline=time.time() + 30,
+    )
+
+    async def first():
+        async for event in trigger.run():
+            return event.payload
+
+    started = time.monotonic()
+    event = asyncio.run(asyncio.wait_for(first(), 30))
+    assert event["status"] == "error" and "CERTIFICATE_VERIFY_FAILED" in event["message"]
+    assert time.monotonic() - started < 5
