@@ -96,7 +96,7 @@ def measure(op, trace: bool) -> dict:
     started = time.monotonic()
     report = op.execute({"ti": _TI()})
     seconds = time.monotonic() - started
-    figures = {"counts": report["counts"], "seconds": round(seconds, 2)}
+    figures = {"counts": report["counts"], "seconds": round(seconds, 2), "xcom_bytes": len(json.dumps(report))}
     if trace:
         peak = tracemalloc.get_traced_memory()[1]
         figures["tracemalloc_peak_growth_kib"] = round((peak - traced_before) / 1024)

@@ -213,6 +213,18 @@ def mark_not_interested(n: int) -> Case:
     )
 
 
+class AddUnsubscribeOnePerValue(LemlistAddUnsubscribeOperator):
+    """The same action through the single-value route, so that each request names its value
+    (the bulk route's chaos: ``test_bulk_suppression_under_random_faults``)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.batch_size = None
+
+    def apply(self, hook, value):
+        return hook.add_unsubscribe(value)
+
+
 def add_unsubscribe(n: int) -> Case:
     new, present = _split(n)  # a fifth of the values are suppressed already
     domains = 50
@@ -225,7 +237,7 @@ def add_unsubscribe(n: int) -> Case:
     return Case(
         name="lemlist add_unsubscribe",
         vendor="lemlist",
-        operator=LemlistAddUnsubscribeOperator,
+        operator=AddUnsubscribeOnePerValue,
         kwargs=lambda items: {"value": items},
         seed=seed,
         targets=targets,
@@ -425,3 +437,32 @@ def test_a_short_429_window_does_not_stall_the_pacer(sandbox, connections):
     assert DialnexaHook(max_inline_wait=5).get_campaign("cmp_live")["id"] == "cmp_live"
     assert time.monotonic() - started < 4
     assert [r["fault"] for r in sandbox.requests(vendor="dialnexa")].count("429") == 1
+
+
+def test_bulk_suppression_under_random_faults(remote):
+    """lemlist's bulk route under the same faults: every value one outcome, the values of a
+    failed chunk failed together, and the task's retry resumes with exactly those."""
+    values = [f"bulk{i:05d}@example.com" for i in range(N_ITEMS)]
+    remote.reset()
+    remote.configure(limits={"lemlist": []}, faults=FAULTS)
+    remote.connect("lemlist", **CONNECTION)
+    op = fast_retries(LemlistAddUnsubscribeOperator)(task_id="chaos", value=values, chunk_size=50, max_workers=8)
+    store = MemoryStateStore()
+    first = run_task(op, RecordingTI(), store)
+    time.sleep(SLOW_SECONDS + 1.5)
+    check_every_item_has_one_outcome(first, set(values))
+    failed = set(first["items"]["failed"])
+    assert failed, "two attempts under 20 % faults should exhaust some chunks"
+    assert len(failed) % 50 == 0  # a chunk fails as a whole
+    assert all(f["reason"] in ("ServerError", "TransportError", "RateLimitError") for f in first["failures"])
+    suppressed = set(remote.state()["lemlist"]["unsubscribes"])
+    assert set(first["items"]["done"]) <= suppressed
+
+    remote.configure(faults=None)
+    since = remote.requests()[-1]["seq"]
+    second = op.execute({"ti": RecordingTI(), "task_state_store": store})
+    check_every_item_has_one_outcome(second, set(values))
+    assert second["counts"] == {"done": N_ITEMS, "already_absent": 0, "failed": 0}
+    posts = [r for r in remote.requests(since=since) if r["method"] == "POST"]
+    assert len(posts) == len(failed) // 50  # only the failed chunks again, once each
+    assert set(values) <= set(remote.state()["lemlist"]["unsubscribes"])

@@ -89,3 +89,4 @@ def test_100k_items_in_one_run():
     report_figures("load 100k", figures)
     assert figures["counts"] == {"done": 100_000, "already_absent": 0, "failed": 0}
     assert figures["rss_peak_growth_per_item_bytes"] < MAX_BYTES_PER_ITEM, figures
+    assert figures["xcom_bytes"] <= 64 * 1024, figures  # the report left in XCom stays bounded
