@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from airflow_provider_outreach.core.retry import TRANSIENT_ERRORS
+
 DONE = "done"
 ALREADY_ABSENT = "already_absent"
 FAILED = "failed"
@@ -16,9 +18,11 @@ NOT_HONOURED = "not_honoured"
 ACTION_OUTCOMES = (DONE, ALREADY_ABSENT, FAILED)
 CHECK_OUTCOMES = (HONOURED, NOT_HONOURED, FAILED)
 
-#: failure reasons another attempt may cure: the item is sent again by a retry
+#: failure reasons another attempt may cure, so a retry sends the item again: the retry
+#: rule's transient errors (a failure's reason is its error's class name), an answer that
+#: made no sense, an item never sent, an error of unknown kind
 RETRYABLE_REASONS = frozenset(
-    {"ServerError", "TransportError", "RateLimitError", "unexpected_response", "not_attempted", "error"}
+    {cls.__name__ for cls in TRANSIENT_ERRORS} | {"unexpected_response", "not_attempted", "error"}
 )
 
 #: report defaults: item lists up to this many items, failures listed in full up to this many

@@ -14,6 +14,10 @@ from typing import Any
 from airflow_provider_outreach.exceptions import RateLimitError, ServerError, TLSVerificationError, TransportError
 
 
+#: the errors another attempt may cure (a failed certificate check, a TransportError, cannot)
+TRANSIENT_ERRORS = (ServerError, TransportError, RateLimitError)
+
+
 class Action(enum.Enum):
     RETRY = "retry"  # try again after ``wait`` (``None``: back off)
     DEFER = "defer"  # the API asked for a wait longer than the caller sleeps inline
@@ -34,17 +38,13 @@ def decide(exc: BaseException, max_inline_wait: float) -> Decision:
     than ``max_inline_wait`` (a daily quota): then the caller should defer. A failed TLS
     certificate check and every other error are permanent.
     """
-    if isinstance(exc, TLSVerificationError):
+    if isinstance(exc, TLSVerificationError) or not isinstance(exc, TRANSIENT_ERRORS):
         return Decision(Action.GIVE_UP)
-    if isinstance(exc, (ServerError, TransportError)):
-        return Decision(Action.RETRY)
-    if isinstance(exc, RateLimitError):
-        if exc.retry_after is None:
-            return Decision(Action.RETRY)
+    if isinstance(exc, RateLimitError) and exc.retry_after is not None:
         if exc.retry_after > max_inline_wait:
             return Decision(Action.DEFER, exc.retry_after)
         return Decision(Action.RETRY, exc.retry_after)
-    return Decision(Action.GIVE_UP)
+    return Decision(Action.RETRY)
 
 
 def backoff(attempt: int, base: float, cap: float = 30.0) -> float:
