@@ -13,7 +13,6 @@ from typing import Any
 
 from airflow_provider_outreach.exceptions import RateLimitError, ServerError, TLSVerificationError, TransportError
 
-
 #: the errors another attempt may cure (a failed certificate check, a TransportError, cannot)
 TRANSIENT_ERRORS = (ServerError, TransportError, RateLimitError)
 
