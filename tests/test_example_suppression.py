@@ -80,6 +80,12 @@ def test_suppression_sync_honours_the_days_optouts_everywhere(bag, sandbox, conn
     assert ("lemlist", "add_unsubscribe", "unknown.person@example.org", "done") in {row[:4] for row in audit}
     checks = {(row[0], row[3]) for row in audit if row[1] == "check"}
     assert checks == {("lemlist", "honoured"), ("leadlex", "honoured"), ("dialnexa", "honoured")}
+    # the tables the loop pulled from the tools
+    db = sqlite3.connect(warehouse_db)
+    pulled = dict(db.execute("SELECT value, source FROM lemlist_unsubscribes WHERE kind = 'email'").fetchall())
+    assert {e: "lead" for e in from_lemlist}.items() <= pulled.items()
+    enrolled = {row[0] for row in db.execute("SELECT DISTINCT lower(email) FROM leadlex_enrollments")}
+    assert enrolled and not enrolled & {e.lower() for e in earlier}  # removed by the earlier runs
     checked_lemlist = {row[2] for row in audit if row[:2] == ("lemlist", "check")}
     assert {
         e.lower() for e in in_window + earlier + from_lemlist
