@@ -38,7 +38,8 @@ def build(
     path.unlink(missing_ok=True)
     db = sqlite3.connect(path)
     db.executescript(SCHEMA)
-    rows = [(e, window_start.add(minutes=7 * i).isoformat(), None) for i, e in enumerate(in_window)]
+    step = min(7 * 60, 86_400 // max(1, len(in_window)))  # seconds: every opt-out inside the one day
+    rows = [(e, window_start.add(seconds=step * i).isoformat(), None) for i, e in enumerate(in_window)]
     rows += [(e, window_start.subtract(days=3).add(minutes=i).isoformat(), None) for i, e in enumerate(before_window)]
     db.executemany("INSERT INTO crm_optouts VALUES (?, ?, ?)", rows)
     for campaign in seed.get("dialnexa", {}).get("campaigns", []):

@@ -8,6 +8,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_outreach.bulk.items import ItemKind
 from airflow_provider_outreach.core.task_state import task_state_store
+from airflow_provider_outreach.exceptions import RateLimitError
 from airflow_provider_outreach.hooks.base import OutreachHook
 
 if TYPE_CHECKING:
@@ -168,9 +169,16 @@ class OutreachBulkOperator(BaseOperator):
             len(report.results),
         )
         hook = self.get_hook()
-        self.log.info("preflight: %s", self._preflight(hook, campaign_id))
-        if not self.dry_run:
-            self.before_items(hook)
+        try:
+            self.log.info("preflight: %s", self._preflight(hook, campaign_id))
+            if not self.dry_run:
+                self.before_items(hook)
+        except RateLimitError as exc:  # another task of the key spent the quota: wait on the triggerer too
+            from airflow_provider_outreach.core.retry import Action, decide
+
+            if decide(exc, float(self.max_inline_wait)).action is not Action.DEFER:
+                raise
+            self._defer(exc.retry_after or 0.0, f"{exc}; nothing sent yet")
         ledger = self._ledger(context, report, todo)
         wanted = {*report.results, *todo}
         earlier = {item: result for item, result in ledger.earlier().items() if item in wanted}
@@ -180,7 +188,11 @@ class OutreachBulkOperator(BaseOperator):
                     continue
                 report.results[item] = result
             todo = [item for item in todo if item not in earlier]
-            self.log.info("%d items have a final outcome from an earlier try; %d left to send", len(earlier), len(todo))
+            self.log.info(
+                "%d items have a final outcome already (an earlier try, or before a quota wait); %d left to send",
+                len(earlier),
+                len(todo),
+            )
         for item, result in list(report.results.items()):
             if item not in earlier:
                 ledger.record(item, result, _now())  # invalid items: recorded once, never sent
@@ -227,26 +239,25 @@ class OutreachBulkOperator(BaseOperator):
         return StateStoreLedger(task_state_store(self, context), [*report.results, *todo])
 
     def _run(self, context: Any, hook: OutreachHook, report: Report, ledger: Ledger, todo: list[str]) -> dict[str, Any]:
-        from datetime import timedelta
-
-        import pendulum
-
         from airflow_provider_outreach.bulk.engine import run_bulk
 
         result = run_bulk(todo, lambda item: self.apply(hook, item), report, self.policy(), ledger, logger=self.log)
         if result.quota is None:
             return self._finish(context, report, ledger, stop=result.stop)
         quota = result.quota
-        resume_at = pendulum.now("UTC") + timedelta(seconds=quota.retry_after + 1)
-        self.log.warning(
-            "%s; %d items finished, %d left: deferring until %s instead of holding a worker slot",
-            quota.error,
-            len(report.results),
-            len(quota.pending),
-            resume_at.isoformat(),
+        self._defer(
+            quota.retry_after, f"{quota.error}; {len(report.results)} items finished, {len(quota.pending)} left"
         )
+
+    def _defer(self, retry_after: float, why: str) -> None:
+        """Wait for the quota's reset on the triggerer, then :meth:`execute_resume`."""
+        from datetime import timedelta
+
+        import pendulum
         from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
+        resume_at = pendulum.now("UTC") + timedelta(seconds=retry_after + 1)
+        self.log.warning("%s: deferring until %s instead of holding a worker slot", why, resume_at.isoformat())
         self.defer(trigger=DateTimeTrigger(moment=resume_at), method_name="execute_resume")
 
     def _finish(self, context: Any, report: Report, ledger: Ledger, stop: Any) -> dict[str, Any]:

@@ -145,3 +145,34 @@ def test_a_retry_sends_only_what_has_no_final_outcome(sandbox, connections):
     deletes = [r["segments"][-1] for r in sandbox.requests(vendor="leadlex") if r["method"] == "DELETE"]
     assert sorted(deletes) == failed
     assert store.get(PROGRESS_KEY) is None
+
+
+def test_a_quota_spent_before_the_first_item_defers_too(sandbox, connections):
+    """Another task of the key spent the quota: the connection check itself waits on the triggerer."""
+    from airflow_provider_outreach.hooks.leadlex import LeadlexHook
+
+    sandbox.seed(_quota_seed(3))
+    sandbox.configure(limits={"leadlex": [{"limit": 2, "window": 3}]})
+    LeadlexHook().get_campaign("cmp_big")
+    LeadlexHook().get_campaign("cmp_big")  # the window is spent
+    op = LeadlexRemoveContactOperator(
+        task_id="remove", contact_id=["ctc_000", "ctc_001"], campaign_id="cmp_big", max_inline_wait=0.5, max_workers=1
+    )
+    store = MemoryStateStore()
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute({"ti": RecordingTI(), "task_state_store": store})
+    assert not [r for r in sandbox.requests(vendor="leadlex") if r["method"] == "DELETE"]
+    report, waiting = None, deferred.value
+    for _ in range(4):  # each window of 2 requests holds the connection check and one item
+        moment = waiting.trigger.serialize()[1]["moment"]
+        time.sleep(max(0.0, (moment - __import__("pendulum").now("UTC")).total_seconds()))
+        try:
+            report = op.resume_execution(
+                waiting.method_name, {"event": moment}, {"ti": RecordingTI(), "task_state_store": store}
+            )
+            break
+        except TaskDeferred as again:
+            waiting = again
+    assert report is not None and report["counts"]["done"] == 2
+    deletes = [r for r in sandbox.requests(vendor="leadlex") if r["method"] == "DELETE" and r["status"] == 200]
+    assert sorted(r["segments"][-1] for r in deletes) == ["ctc_000", "ctc_001"]  # each sent once
