@@ -31,6 +31,7 @@ airflow: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/parse_cost.py
 	$(BIN)/python bench/bulk_throughput.py
+	$(BIN)/python bench/shared_budget.py
 	$(BIN)/python bench/bulk_suppression.py
 
 sandbox: $(STAMP)

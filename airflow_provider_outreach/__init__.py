@@ -33,6 +33,14 @@ _CONN_FIELDS = {
         "description": "Window of the rate limit above.",
         "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
     },
+    "redis_conn_id": {
+        "label": "Redis connection for the shared rate limit",
+        "description": "An Airflow redis connection through which every host shares this API key's budget. "
+        "Empty: the processes of one host share it in a directory ($OUTREACH_RATE_LIMIT_DIR, else "
+        "$AIRFLOW_HOME/outreach-rate-limits; the extra field rate_limit_dir overrides both); "
+        'the extra field "shared_rate_limit": false turns sharing off.',
+        "schema": {"type": ["string", "null"]},
+    },
     "timeout": {
         "label": "Request timeout (seconds)",
         "description": "Connect and read timeout; empty for 10 s connect, 30 s read.",

@@ -24,6 +24,11 @@ class ConnectionSettings:
 
     :param rate_limit: ``(requests, seconds)`` to pace to, or ``None`` to pace from the
         API's rate-limit headers.
+    :param shared_rate_limit: share the key's budget with every process using it (extra
+        ``shared_rate_limit``, default true); see :mod:`airflow_provider_outreach.core.budget`.
+    :param redis_conn_id: an Airflow redis connection to share the budget through, across
+        hosts; ``None``: a store on this host.
+    :param rate_limit_dir: the directory of the on-host store; ``None``: the default.
     """
 
     conn_id: str
@@ -33,6 +38,9 @@ class ConnectionSettings:
     verify: bool = True
     trust_env: bool = True
     rate_limit: tuple[int, float] | None = None
+    shared_rate_limit: bool = True
+    redis_conn_id: str | None = None
+    rate_limit_dir: str | None = None
 
     @classmethod
     def parse(
@@ -63,6 +71,9 @@ class ConnectionSettings:
             verify=settings.flag("verify_ssl", True),
             trust_env=settings.flag("trust_env", True),
             rate_limit=settings.rate_limit(vendor, default_rate_limit),
+            shared_rate_limit=settings.flag("shared_rate_limit", True),
+            redis_conn_id=settings.text("redis_conn_id"),
+            rate_limit_dir=settings.text("rate_limit_dir"),
         )
 
 
@@ -90,6 +101,14 @@ class _Extra:
         if number <= 0:
             raise ConnectionConfigError(f"connection {self.conn_id!r}: extra {name!r} must be positive, got {value!r}")
         return number
+
+    def text(self, name: str) -> str | None:
+        value = self._get(name)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ConnectionConfigError(f"connection {self.conn_id!r}: extra {name!r} must be a string, got {value!r}")
+        return value.strip()
 
     def flag(self, name: str, default: bool) -> bool:
         value = self._get(name)

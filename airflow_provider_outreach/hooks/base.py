@@ -142,6 +142,7 @@ class OutreachHook(BaseHook):
         """Parse the Airflow connection once; the key is masked in logs from here on."""
         from airflow.sdk.log import mask_secret
 
+        from airflow_provider_outreach.core.budget import budget_spec
         from airflow_provider_outreach.core.connection import ConnectionSettings
         from airflow_provider_outreach.core.pacing import get_pacer
 
@@ -154,7 +155,7 @@ class OutreachHook(BaseHook):
         )
         mask_secret(settings.api_key)
         self.settings = settings
-        self.pacer = get_pacer(self.vendor, settings.api_key, settings.rate_limit)
+        self.pacer = get_pacer(self.vendor, settings.api_key, settings.rate_limit, budget_spec(settings))
         return settings
 
     def get_conn(self) -> SyncTransport:
