@@ -70,8 +70,13 @@ class OutreachBulkOperator(BaseOperator):
     conflict_absent: bool = False
     #: send items in chunks of this many, one request per chunk (``apply`` gets a list)
     batch_size: int | None = None
-    #: outcomes the report counts even at zero
-    report_kinds: ClassVar[tuple[str, ...]] = ("done", "already_absent", "failed")
+
+    @property
+    def report_kinds(self) -> tuple[str, ...]:
+        """Outcomes the report counts even at zero."""
+        from airflow_provider_outreach.bulk.report import ACTION_OUTCOMES
+
+        return ACTION_OUTCOMES
 
     ui_color = "#fde9e7"
 
@@ -303,7 +308,12 @@ class OutreachCheckOperator(OutreachBulkOperator):
     """
 
     action = "check"
-    report_kinds = ("honoured", "not_honoured", "failed")
+
+    @property
+    def report_kinds(self) -> tuple[str, ...]:
+        from airflow_provider_outreach.bulk.report import CHECK_OUTCOMES
+
+        return CHECK_OUTCOMES
 
     def __init__(self, *, fail_on_not_honoured: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
