@@ -101,6 +101,7 @@ def prepare(items: list[Any], kind: ItemKind, report: Report) -> list[str]:
             report.duplicates += 1
             continue
         seen.add(key)
+        report.order.append(item)
         if problem:
             shown = item if len(item) <= 80 else item[:79] + "…"
             report.record(item, FAILED, reason="invalid", message=f"{kind.name} {shown!r}: {problem}")

@@ -61,6 +61,8 @@ class Report:
     results: dict[str, ItemResult] = field(default_factory=dict)
     duplicates: int = 0
     kinds: tuple[str, ...] = ACTION_OUTCOMES
+    #: the input items after de-duplication, in input order; results arrive in completion order
+    order: list[str] = field(default_factory=list)
 
     def record(
         self,
@@ -117,12 +119,13 @@ class Report:
         }
         if len(self.results) <= item_limit:
             items: dict[str, list[str]] = {outcome: [] for outcome in counts}
-            for item, result in self.results.items():
-                items[result.outcome].append(item)
+            for item in self._in_order():
+                items[self.results[item].outcome].append(item)
             report["items"] = items
         else:
             report["items_omitted"] = len(self.results)
-        failures = list(self.failures.values())
+        by_item = self.failures
+        failures = [by_item[item] for item in self._in_order() if item in by_item]
         report["failures"] = [
             {**f, "item": _cut(f["item"], ITEM_TEXT), "message": _cut(f["message"], MESSAGE_TEXT)}
             for f in failures[:failure_limit]
@@ -131,6 +134,12 @@ class Report:
             report["failures_omitted"] = len(failures) - failure_limit
         report["duplicates"] = self.duplicates
         return report
+
+    def _in_order(self) -> list[str]:
+        """Every item with a result: input order first, then any the input did not list."""
+        listed = [item for item in self.order if item in self.results]
+        known = set(listed)
+        return listed + [item for item in self.results if item not in known]
 
     def summary(self) -> str:
         counts = ", ".join(f"{n} {outcome}" for outcome, n in self.counts().items())
