@@ -15,6 +15,11 @@ if TYPE_CHECKING:
 
 _EMAIL = r"[^@\s]+@[^@\s]+\.[^@\s]+"
 _DOMAIN = r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
+#: international format: ``+``, then digits, spaces, dots, dashes or brackets
+_PHONE = r"\+[0-9][0-9 .()-]*[0-9]"
+_LINKEDIN = r"(?i)https?://(?:[a-z0-9-]+\.)?linkedin\.com/\S+"
+#: digits in a phone number: a short code is not a person, E.164 stops at 15
+PHONE_DIGITS = (6, 15)
 
 
 @cache
@@ -37,10 +42,25 @@ def check_email(item: str) -> str | None:
     return check_id(item)
 
 
-def check_email_or_domain(item: str) -> str | None:
+def unsubscribe_value_kind(item: str) -> str | None:
+    """Which of lemlist's suppression values ``item`` looks like: ``email``, ``domain``,
+    ``linkedin`` or ``phone`` (``None``: none of them)."""
     if item.startswith("@"):
-        return None if _pattern(_DOMAIN).fullmatch(item) else "not a valid @domain"
-    return check_email(item)
+        return "domain" if _pattern(_DOMAIN).fullmatch(item) else None
+    if _pattern(_LINKEDIN).fullmatch(item):
+        return "linkedin"
+    if _pattern(_EMAIL).fullmatch(item):
+        return "email"
+    if _pattern(_PHONE).fullmatch(item):
+        low, high = PHONE_DIGITS
+        return "phone" if low <= sum(c.isdigit() for c in item) <= high else None
+    return None
+
+
+def check_unsubscribe_value(item: str) -> str | None:
+    if unsubscribe_value_kind(item) is None:
+        return "not an email, @domain, LinkedIn URL or international phone number (+...)"
+    return check_id(item)
 
 
 def check_id_or_email(item: str) -> str | None:
@@ -63,8 +83,9 @@ class ItemKind:
 
 ID = ItemKind("id", check_id)
 EMAIL = ItemKind("email", check_email, case_insensitive=True)
-EMAIL_OR_DOMAIN = ItemKind("email or @domain", check_email_or_domain, case_insensitive=True)
 ID_OR_EMAIL = ItemKind("id or email", check_id_or_email)
+#: what lemlist's team-wide unsubscribe list holds
+UNSUBSCRIBE_VALUE = ItemKind("unsubscribe value", check_unsubscribe_value, case_insensitive=True)
 
 
 def flatten_items(value: Any, name: str) -> list[Any]:

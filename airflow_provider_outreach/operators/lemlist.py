@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_outreach.bulk.items import EMAIL, EMAIL_OR_DOMAIN, ID, ID_OR_EMAIL
+from airflow_provider_outreach.bulk.items import EMAIL, ID, ID_OR_EMAIL, UNSUBSCRIBE_VALUE
 from airflow_provider_outreach.exceptions import NotFoundError
 from airflow_provider_outreach.hooks.lemlist import LemlistHook
 from airflow_provider_outreach.operators.base import OutreachBulkOperator, OutreachCheckOperator
@@ -91,14 +91,16 @@ class LemlistMarkNotInterestedOperator(OutreachBulkOperator):
 
 
 class LemlistAddUnsubscribeOperator(OutreachBulkOperator):
-    """Suppress emails or whole ``@domain``\\ s team-wide in lemlist (idempotent).
+    """Suppress emails, whole ``@domain``\\ s, LinkedIn URLs or phone numbers team-wide in
+    lemlist (idempotent).
 
     Values go through lemlist's bulk route, ``chunk_size`` per request (at most 10,000),
     paced like any other call: 100,000 values take 10 requests. A chunk lemlist refuses
     (400: a value it does not accept) is split in halves until the refused values stand
     alone; those fail with lemlist's message, every other value is ``done``.
 
-    :param value: an email or ``@domain``, or a list of them (templated).
+    :param value: an email, ``@domain``, LinkedIn profile URL or international phone number
+        (``+33 6 12 34 56 78``), or a list of them (templated).
     :param chunk_size: values per request (1 to 10,000).
     :param lemlist_conn_id: lemlist connection (templated).
     """
@@ -107,7 +109,7 @@ class LemlistAddUnsubscribeOperator(OutreachBulkOperator):
     hook_class = LemlistHook
     action = "add_unsubscribe"
     item_field = "value"
-    item_kind = EMAIL_OR_DOMAIN
+    item_kind = UNSUBSCRIBE_VALUE
 
     def __init__(
         self,
@@ -132,19 +134,21 @@ class LemlistAddUnsubscribeOperator(OutreachBulkOperator):
 
 
 class LemlistSuppressionCheckOperator(OutreachCheckOperator):
-    """Read back whether each email or ``@domain`` is on lemlist's team-wide unsubscribe list.
+    """Read back whether each value (email, ``@domain``, LinkedIn URL, phone number) is on
+    lemlist's team-wide unsubscribe list.
 
     ``honoured`` when ``GET /v2/unsubscribes/variables/{value}`` finds it, ``not_honoured``
     when lemlist answers ``Unsubscribe not found``; one paced request per value.
 
-    :param value: an email or ``@domain``, or a list of them (templated).
+    :param value: an email, ``@domain``, LinkedIn profile URL or international phone number
+        (``+33 6 12 34 56 78``), or a list of them (templated).
     :param lemlist_conn_id: lemlist connection (templated).
     """
 
     template_fields = ("value", "lemlist_conn_id")
     hook_class = LemlistHook
     item_field = "value"
-    item_kind = EMAIL_OR_DOMAIN
+    item_kind = UNSUBSCRIBE_VALUE
 
     def __init__(self, *, value: Any, lemlist_conn_id: str = _CONN, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -56,7 +56,7 @@ def test_a_wait_longer_than_max_inline_wait_raises_at_once(seeded):
     started = time.monotonic()
     with pytest.raises(RateLimitError) as err:
         DialnexaHook(max_inline_wait=60).get_campaign("cmp_live")
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 30  # far below the 600 s asked for
     assert err.value.status_code == 429 and err.value.retry_after >= 590
     assert _statuses(seeded, "dialnexa") == [429]
 
@@ -71,10 +71,10 @@ def test_transient_faults_are_retried(seeded, fault):
 def test_timeout_is_retried(seeded, connections):
     connections("dialnexa", "dialnexa_fast", timeout=0.5)
     seeded.configure(faults=None)
-    seeded.inject("dialnexa", [{"kind": "slow", "phase": "before"}])
+    seeded.inject("dialnexa", [{"kind": "slow", "phase": "before", "slow_seconds": 6}])
     started = time.monotonic()
     assert DialnexaHook("dialnexa_fast", backoff=0.05).get_campaign_lead("cl_bob")["id"] == "cl_bob"
-    assert time.monotonic() - started < 2.0, "the slow answer was not waited for"
+    assert time.monotonic() - started < 5.0, "the slow answer was not waited for"
     deadline = time.monotonic() + 10
     while len(seeded.requests(vendor="dialnexa")) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)  # the slow answer is logged when the sandbox finishes it

@@ -7,6 +7,7 @@ import json
 import sqlite3
 
 import pytest
+from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_outreach.exceptions import InvalidInputError
 from airflow_provider_outreach.hooks.lemlist import LemlistHook
@@ -61,3 +62,46 @@ def test_the_hook_refuses_more_than_lemlist_accepts_before_any_request(seeded):
         LemlistHook().add_unsubscribes([f"v{i}@example.com" for i in range(10_001)])
     assert seeded.requests() == []
     assert LemlistHook().add_unsubscribes(["one@example.com", "@two.example.com"]) == "Variables unsubscribed"
+
+
+def test_linkedin_urls_and_phone_numbers_are_suppressed_and_read_back(seeded, context):
+    from airflow_provider_outreach.operators.lemlist import LemlistSuppressionCheckOperator
+
+    linkedin = "https://www.linkedin.com/in/Ann-Smith-12ab"
+    phone = "+33 6 12 34 56 78"
+    values = [linkedin, phone, "+1-555-0100", "cat@example.com", "@rival.example"]
+    report = LemlistAddUnsubscribeOperator(task_id="t", value=values).execute(context)
+    assert report["items"]["done"] == values
+    suppressed = seeded.state()["lemlist"]["unsubscribes"]
+    assert suppressed[linkedin.lower()]["variable"] == "linkedinUrl"
+    assert suppressed[phone]["variable"] == "phone"
+    assert len(_posts(seeded)) == 1  # one bulk request for every kind
+
+    never_sent = "+44 20 7946 0000"
+    check = LemlistSuppressionCheckOperator(task_id="c", value=[linkedin, phone, never_sent])
+    with pytest.raises(AirflowException, match="1 of 3 opt-outs are not honoured"):
+        check.execute(context)
+    gets = [r["path"] for r in seeded.requests(vendor="lemlist") if r["method"] == "GET"]
+    assert "/v2/unsubscribes/variables/https%3A%2F%2Fwww.linkedin.com%2Fin%2FAnn-Smith-12ab" in gets
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("+12 34", "international phone number"),  # four digits: not a person's number
+        ("+1234567890123456", "international phone number"),  # 16 digits: longer than E.164
+        ("0612345678", "international phone number"),  # no country code
+        ("linkedin.com/in/ann", "LinkedIn URL"),  # no scheme
+        ("https://www.linkedin.com/in/ann smith", "LinkedIn URL"),
+        ("@bad domain", "@domain"),
+    ],
+)
+def test_values_lemlist_would_not_know_fail_before_any_request(seeded, context, value, problem):
+    before = set(seeded.state()["lemlist"]["unsubscribes"])
+    op = LemlistAddUnsubscribeOperator(task_id="t", value=[value, "dan@example.com"], fail_on_error=False)
+    report = op.execute(context)
+    assert report["items"] == {"done": ["dan@example.com"], "already_absent": [], "failed": [value]}
+    (failure,) = report["failures"]
+    assert failure["reason"] == "invalid" and problem in failure["message"] and value in failure["message"]
+    assert len(_posts(seeded)) == 1
+    assert set(seeded.state()["lemlist"]["unsubscribes"]) - before == {"dan@example.com"}
