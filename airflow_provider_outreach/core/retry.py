@@ -11,7 +11,13 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_outreach.exceptions import RateLimitError, ServerError, TLSVerificationError, TransportError
+from airflow_provider_outreach.exceptions import (
+    InvalidInputError,
+    RateLimitError,
+    ServerError,
+    TLSVerificationError,
+    TransportError,
+)
 
 #: the errors another attempt may cure (a failed certificate check, a TransportError, cannot)
 TRANSIENT_ERRORS = (ServerError, TransportError, RateLimitError)
@@ -44,6 +50,17 @@ def decide(exc: BaseException, max_inline_wait: float) -> Decision:
             return Decision(Action.DEFER, exc.retry_after)
         return Decision(Action.RETRY, exc.retry_after)
     return Decision(Action.RETRY)
+
+
+def inline_wait_seconds(value: Any) -> float:
+    """``max_inline_wait`` in seconds: a templated field arrives as text, e.g. from a run's conf."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not seconds >= 0:  # also refuses NaN
+        raise InvalidInputError(f"max_inline_wait must be a number of seconds (0 or more), got {value!r}")
+    return seconds
 
 
 def backoff(attempt: int, base: float, cap: float = 30.0) -> float:

@@ -127,20 +127,25 @@ class OutreachBulkOperator(BaseOperator):
     # -- execution -----------------------------------------------------------------------------
 
     @property
+    def inline_wait(self) -> float:
+        """``max_inline_wait`` as rendered, in seconds."""
+        from airflow_provider_outreach.core.retry import inline_wait_seconds
+
+        return inline_wait_seconds(self.max_inline_wait)
+
+    @property
     def conn_id(self) -> str:
         return getattr(self, self.hook_class.conn_name_attr)
 
     def get_hook(self) -> OutreachHook:
-        return self.hook_class(
-            self.conn_id, max_inline_wait=float(self.max_inline_wait), pool_size=max(64, self.max_workers)
-        )
+        return self.hook_class(self.conn_id, max_inline_wait=self.inline_wait, pool_size=max(64, self.max_workers))
 
     def policy(self) -> BulkPolicy:
         from airflow_provider_outreach.bulk.engine import BulkPolicy
 
         return BulkPolicy(
             max_workers=self.max_workers,
-            max_inline_wait=float(self.max_inline_wait),
+            max_inline_wait=self.inline_wait,
             missing_ok=self.missing_ok,
             item_object=self.item_object,
             campaign_scoped=self.campaign_field is not None,
@@ -161,6 +166,7 @@ class OutreachBulkOperator(BaseOperator):
             encode_path_param(self.campaign_field, campaign_id)
         if self.audit_table is not None:
             check_table_name(self.audit_table)
+        _ = self.inline_wait  # a rendered max_inline_wait that is no number is refused here
         report = Report(
             vendor=self.hook_class.vendor, action=self.action, dry_run=self.dry_run, kinds=self.report_kinds
         )
@@ -181,7 +187,7 @@ class OutreachBulkOperator(BaseOperator):
         except RateLimitError as exc:  # another task of the key spent the quota: wait on the triggerer too
             from airflow_provider_outreach.core.retry import Action, decide
 
-            if decide(exc, float(self.max_inline_wait)).action is not Action.DEFER:
+            if decide(exc, self.inline_wait).action is not Action.DEFER:
                 raise
             self._defer(exc.retry_after or 0.0, f"{exc}; nothing sent yet")
         ledger = self._ledger(context, report, todo)

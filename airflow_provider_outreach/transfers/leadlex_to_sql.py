@@ -112,10 +112,10 @@ class LeadlexEnrollmentsToSqlOperator(BaseOperator):
     :param campaign_ids: only these campaigns (the campaign list is then not read; a
         campaign LeadLex no longer has loses its rows); ``None`` for every campaign.
     :param leadlex_conn_id: the LeadLex connection.
-    :param max_inline_wait: longest rate-limit wait slept in the worker, in seconds.
+    :param max_inline_wait: longest rate-limit wait slept in the worker, in seconds (templated).
     """
 
-    template_fields: Sequence[str] = ("sql_conn_id", "table", "leadlex_conn_id", "campaign_ids")
+    template_fields: Sequence[str] = ("sql_conn_id", "table", "leadlex_conn_id", "campaign_ids", "max_inline_wait")
     ui_color = "#e7f0fd"
 
     def __init__(
@@ -125,7 +125,7 @@ class LeadlexEnrollmentsToSqlOperator(BaseOperator):
         table: str,
         campaign_ids: str | Sequence[str] | None = None,
         leadlex_conn_id: str = "leadlex_default",
-        max_inline_wait: float = 60.0,
+        max_inline_wait: float | str = 60.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -231,10 +231,12 @@ class LeadlexEnrollmentsToSqlOperator(BaseOperator):
             raise
 
     def _copy(self, context: Any, progress: dict[str, Any], campaign_ids: list[str]) -> dict[str, Any]:
+        from airflow_provider_outreach.core.retry import inline_wait_seconds
         from airflow_provider_outreach.hooks.leadlex import LeadlexHook
 
         table = checked_table_name(self.table)
-        leadlex = LeadlexHook(self.leadlex_conn_id, max_inline_wait=self.max_inline_wait)
+        inline_wait = inline_wait_seconds(self.max_inline_wait)
+        leadlex = LeadlexHook(self.leadlex_conn_id, max_inline_wait=inline_wait)
         hook = sql_hook(self.sql_conn_id)
         wait = None
         removed: list[str] = []
@@ -253,7 +255,7 @@ class LeadlexEnrollmentsToSqlOperator(BaseOperator):
                         progress["campaigns"] += 1
                     progress["enrollments"] += written
             except Exception as exc:
-                wait = quota_wait(exc, self.max_inline_wait)
+                wait = quota_wait(exc, inline_wait)
                 if wait is None:
                     raise
             if wait is None and not progress["restricted"]:

@@ -134,10 +134,10 @@ class LemlistUnsubscribesToSqlOperator(BaseOperator):
     :param sql_conn_id: common-sql connection of the warehouse.
     :param table: target table, ``name`` or ``schema.name``.
     :param lemlist_conn_id: the lemlist connection.
-    :param max_inline_wait: longest rate-limit wait slept in the worker, in seconds.
+    :param max_inline_wait: longest rate-limit wait slept in the worker, in seconds (templated).
     """
 
-    template_fields: Sequence[str] = ("sql_conn_id", "table", "lemlist_conn_id")
+    template_fields: Sequence[str] = ("sql_conn_id", "table", "lemlist_conn_id", "max_inline_wait")
     ui_color = "#e7f0fd"
 
     def __init__(
@@ -146,7 +146,7 @@ class LemlistUnsubscribesToSqlOperator(BaseOperator):
         sql_conn_id: str,
         table: str,
         lemlist_conn_id: str = "lemlist_default",
-        max_inline_wait: float = 60.0,
+        max_inline_wait: float | str = 60.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -180,10 +180,12 @@ class LemlistUnsubscribesToSqlOperator(BaseOperator):
             raise
 
     def _copy(self, context: Any, progress: dict[str, Any]) -> dict[str, Any]:
+        from airflow_provider_outreach.core.retry import inline_wait_seconds
         from airflow_provider_outreach.hooks.lemlist import LemlistHook
 
         table = checked_table_name(self.table)
-        lemlist = LemlistHook(self.lemlist_conn_id, max_inline_wait=self.max_inline_wait)
+        inline_wait = inline_wait_seconds(self.max_inline_wait)
+        lemlist = LemlistHook(self.lemlist_conn_id, max_inline_wait=inline_wait)
         hook = sql_hook(self.sql_conn_id)
         wait = None
         with sql_connection(hook) as conn:
@@ -193,7 +195,7 @@ class LemlistUnsubscribesToSqlOperator(BaseOperator):
                 try:
                     page = lemlist.list_unsubscribes(offset=progress["offset"], limit=PAGE_SIZE)
                 except Exception as exc:
-                    wait = quota_wait(exc, self.max_inline_wait)
+                    wait = quota_wait(exc, inline_wait)
                     if wait is None:
                         raise
                     break

@@ -156,6 +156,15 @@ def test_bad_fixed_parameter_fails_before_any_request(seeded, context):
     assert seeded.requests() == []
 
 
+def test_max_inline_wait_that_is_no_number_fails_before_any_request(seeded, context):
+    op = LemlistUnsubscribeLeadOperator(
+        task_id="t", email="ann@example.com", campaign_id="cam_running", max_inline_wait="{{ a typo }}"
+    )
+    with pytest.raises(InvalidInputError, match="max_inline_wait must be a number of seconds"):
+        op.execute(context)
+    assert seeded.requests() == []
+
+
 def test_audit_rows_one_per_item(seeded, context, tmp_path, monkeypatch):
     db = tmp_path / "audit.db"
     monkeypatch.setenv("AIRFLOW_CONN_AUDIT_DB", f'{{"conn_type": "sqlite", "host": "{db}"}}')

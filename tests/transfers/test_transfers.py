@@ -374,16 +374,20 @@ def test_leadlex_defers_on_the_cap_and_resumes_without_rereading(sandbox, connec
 
 @pytest.mark.usefixtures("airflow_db")
 def test_leadlex_deferral_in_a_dag_run(sandbox, connections, tmp_path, monkeypatch):
-    """Airflow's own task state store and triggerer: the run defers once and finishes without re-reading."""
+    """Airflow's own task state store and triggerer: the run defers once and finishes without
+    re-reading. ``max_inline_wait`` comes from the run's conf (a template)."""
     path = tmp_path / "warehouse.db"
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DAG", json.dumps({"conn_type": "sqlite", "host": str(path)}))
     sandbox.seed({"leadlex": {"campaigns": [_campaign("cmp_a", 1), _campaign("cmp_b", 150), _campaign("cmp_c", 1)]}})
     sandbox.configure(limits={"leadlex": [{"limit": 3, "window": 3}]})
     with new_dag("outreach_leadlex_enrollments_to_sql") as dag:
         LeadlexEnrollmentsToSqlOperator(
-            task_id="copy", sql_conn_id="warehouse_dag", table=ENROLLMENTS, max_inline_wait=1
+            task_id="copy",
+            sql_conn_id="warehouse_dag",
+            table=ENROLLMENTS,
+            max_inline_wait="{{ dag_run.conf['max_inline_wait'] }}",
         )
-    dr = run_dag(dag)
+    dr = run_dag(dag, run_conf={"max_inline_wait": 1})
     assert dr.state == "success", task_states(dr)
     assert xcom(dr, "copy") == {"campaigns": 3, "enrollments": 152, "requests": 6, "table": ENROLLMENTS}
     assert _leadlex_reads(sandbox) == [
@@ -500,10 +504,28 @@ print(json.dumps([h for h in heavy if h in sys.modules and h not in before]))
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
-    assert LemlistUnsubscribesToSqlOperator.template_fields == ("sql_conn_id", "table", "lemlist_conn_id")
+    assert LemlistUnsubscribesToSqlOperator.template_fields == (
+        "sql_conn_id",
+        "table",
+        "lemlist_conn_id",
+        "max_inline_wait",
+    )
     assert LeadlexEnrollmentsToSqlOperator.template_fields == (
         "sql_conn_id",
         "table",
         "leadlex_conn_id",
         "campaign_ids",
+        "max_inline_wait",
     )
+
+
+@pytest.mark.parametrize("wait", ["soon", "-1", "nan", None])
+def test_a_max_inline_wait_that_is_no_number_of_seconds_fails_before_any_request(sandbox, connections, wait):
+    ops = [
+        LemlistUnsubscribesToSqlOperator(task_id="a", sql_conn_id="unused", table=SUPPRESSIONS, max_inline_wait=wait),
+        LeadlexEnrollmentsToSqlOperator(task_id="b", sql_conn_id="unused", table=ENROLLMENTS, max_inline_wait=wait),
+    ]
+    for op in ops:
+        with pytest.raises(InvalidInputError, match=f"max_inline_wait must be a number of seconds .*got {wait!r}"):
+            op.execute(context())
+    assert sandbox.requests() == []
