@@ -7,14 +7,11 @@ every DAG parse); those load when a task runs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from airflow_provider_outreach.core.task_state import task_state_store
 from airflow_provider_outreach.exceptions import InvalidInputError
-
-__all__ = ["task_state_store"]
 
 if TYPE_CHECKING:
     from airflow.providers.common.sql.hooks.sql import DbApiHook
@@ -22,6 +19,10 @@ if TYPE_CHECKING:
 
 #: rows per ``executemany`` call
 INSERT_BATCH_SIZE = 1000
+#: tries of one transaction that a concurrent run of the same copy made conflict
+CONFLICT_ATTEMPTS = 3
+
+T = TypeVar("T")
 
 
 def checked_table_name(table: Any) -> str:
@@ -72,6 +73,35 @@ def transaction(conn: Any) -> Iterator[Any]:
         raise
     finally:
         cursor.close()
+
+
+def is_integrity_error(exc: BaseException) -> bool:
+    """Whether a driver's error is a constraint violation (PEP 249 ``IntegrityError``, any driver)."""
+    return any(cls.__name__ == "IntegrityError" for cls in type(exc).__mro__)
+
+
+def retry_on_conflict(work: Callable[[], T]) -> T:
+    """Run ``work`` (one transaction) again when another run of the same copy made it violate a
+    key: the transaction was rolled back, and the next try sees the other run's rows."""
+    attempt = 1
+    while True:
+        try:
+            return work()
+        except Exception as exc:
+            if attempt >= CONFLICT_ATTEMPTS or not is_integrity_error(exc):
+                raise
+            attempt += 1
+
+
+def create_table(conn: Any, sql: str) -> None:
+    """``CREATE TABLE IF NOT EXISTS``, in its own transaction; two runs creating it at once
+    (PostgreSQL then reports a key violation in its catalog) both go on."""
+
+    def create() -> None:
+        with transaction(conn) as cursor:
+            cursor.execute(sql)
+
+    retry_on_conflict(create)
 
 
 def placeholders(hook: DbApiHook, count: int) -> str:

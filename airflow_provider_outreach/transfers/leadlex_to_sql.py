@@ -8,15 +8,17 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
+from airflow_provider_outreach.core.task_state import task_state_store
 from airflow_provider_outreach.transfers import (
     checked_table_name,
+    create_table,
     defer_until_reset,
     insert_many,
     placeholders,
     quota_wait,
+    retry_on_conflict,
     sql_connection,
     sql_hook,
-    task_state_store,
     transaction,
     utc_now_iso,
 )
@@ -51,20 +53,25 @@ def campaign_ids_key(index: int) -> str:
 def replace_campaign(
     conn: Any, hook: DbApiHook, table: str, campaign_id: str, contacts: Sequence[dict[str, Any]], now: str
 ) -> int:
-    """Replace a campaign's rows by ``contacts`` in one transaction (DELETE + INSERT); returns the rows."""
+    """Replace a campaign's rows by ``contacts`` in one transaction (DELETE + INSERT); returns the rows.
+    Run again when a concurrent run of the copy inserted the same rows meanwhile."""
     rows: dict[str, tuple] = {}
     for contact in contacts:
         contact_id = contact.get("contact_id")
         if contact_id is None or contact_id == "":
             continue
         rows[str(contact_id)] = (campaign_id, str(contact_id), contact.get("email"), contact.get("status"), now)
-    with transaction(conn) as cursor:
-        cursor.execute(f"DELETE FROM {table} WHERE campaign_id = {hook.placeholder}", (campaign_id,))
-        insert_many(
-            cursor,
-            f"INSERT INTO {table} ({', '.join(ENROLLMENT_COLUMNS)}) VALUES ({placeholders(hook, 5)})",
-            list(rows.values()),
-        )
+
+    def replace() -> None:
+        with transaction(conn) as cursor:
+            cursor.execute(f"DELETE FROM {table} WHERE campaign_id = {hook.placeholder}", (campaign_id,))
+            insert_many(
+                cursor,
+                f"INSERT INTO {table} ({', '.join(ENROLLMENT_COLUMNS)}) VALUES ({placeholders(hook, 5)})",
+                list(rows.values()),
+            )
+
+    retry_on_conflict(replace)  # another run of the copy inserted the campaign's rows meanwhile
     return len(rows)
 
 
@@ -241,8 +248,7 @@ class LeadlexEnrollmentsToSqlOperator(BaseOperator):
         wait = None
         removed: list[str] = []
         with sql_connection(hook) as conn:
-            with transaction(conn) as cursor:
-                cursor.execute(enrollment_table_sql(table))
+            create_table(conn, enrollment_table_sql(table))
             try:
                 if not progress["listed"]:
                     self._list_campaigns(leadlex, progress, campaign_ids)

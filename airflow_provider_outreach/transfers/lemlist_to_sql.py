@@ -9,15 +9,17 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
+from airflow_provider_outreach.core.task_state import task_state_store
 from airflow_provider_outreach.transfers import (
     checked_table_name,
+    create_table,
     defer_until_reset,
     insert_many,
     placeholders,
     quota_wait,
+    retry_on_conflict,
     sql_connection,
     sql_hook,
-    task_state_store,
     transaction,
     utc_now_iso,
 )
@@ -77,7 +79,8 @@ def upsert_suppressions(conn: Any, hook: DbApiHook, table: str, records: Sequenc
 
     Reads which values the table already holds, inserts the others and updates ``source``
     and ``created_at`` where lemlist changed them; ``first_seen_at`` of a stored value never
-    changes. Plain SELECT/INSERT/UPDATE: the same on every SQL database.
+    changes. Plain SELECT/INSERT/UPDATE: the same on every SQL database. When another run
+    inserts one of the values between the SELECT and the INSERT, the page is stored again.
     """
     rows: dict[str, tuple[str, str, Any, Any]] = {}
     for record in records:
@@ -86,6 +89,10 @@ def upsert_suppressions(conn: Any, hook: DbApiHook, table: str, records: Sequenc
             rows[row[0]] = row
     if not rows:
         return 0, 0
+    return retry_on_conflict(lambda: _upsert_page(conn, hook, table, rows, now))
+
+
+def _upsert_page(conn: Any, hook: DbApiHook, table: str, rows: dict[str, tuple], now: str) -> tuple[int, int]:
     mark = hook.placeholder
     with transaction(conn) as cursor:
         cursor.execute(
@@ -189,8 +196,7 @@ class LemlistUnsubscribesToSqlOperator(BaseOperator):
         hook = sql_hook(self.sql_conn_id)
         wait = None
         with sql_connection(hook) as conn:
-            with transaction(conn) as cursor:
-                cursor.execute(suppression_table_sql(table))
+            create_table(conn, suppression_table_sql(table))
             while True:
                 try:
                     page = lemlist.list_unsubscribes(offset=progress["offset"], limit=PAGE_SIZE)

@@ -228,6 +228,69 @@ def test_case_variants_are_one_row(warehouse):
     assert _suppression_rows(warehouse) == [("a@x.com", "email", "user", None, "t1")]
 
 
+class _RacingConnection:
+    """A real connection; right after its next SELECT, ``race`` runs once (another run of the
+    copy, committing through a connection of its own before this one's INSERT)."""
+
+    def __init__(self, conn: Any, race: Any) -> None:
+        self._conn, self._race = conn, [race]
+
+    def cursor(self) -> Any:
+        outer = self
+        cursor = self._conn.cursor()
+
+        class Cursor:
+            def execute(self, sql: str, *args: Any) -> Any:
+                result = cursor.execute(sql, *args)
+                if sql.startswith("SELECT") and outer._race:
+                    outer._race.pop()()
+                return result
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(cursor, name)
+
+        return Cursor()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def test_a_concurrent_run_inserting_the_same_values_is_absorbed(warehouse):
+    """Two runs of the copy at once: the other run inserts a value between this run's SELECT and
+    INSERT. The key violation (a real one, from the database) rolls the page back and the page
+    is stored again; the other run's row is kept as it is."""
+    from airflow_provider_outreach.transfers import create_table, sql_connection, sql_hook
+
+    hook = sql_hook(warehouse.conn_id)
+    page = [{"value": "ann@example.com", "source": "lead", "createdAt": "c1"}, {"value": "bob@example.com"}]
+    other_run = (
+        f"INSERT INTO {SUPPRESSIONS} (value, kind, source, created_at, first_seen_at) "
+        "VALUES ('ann@example.com', 'email', 'lead', 'c1', 'other-run')"
+    )
+    with sql_connection(hook) as conn:
+        create_table(conn, lemlist_to_sql.suppression_table_sql(SUPPRESSIONS))
+        racing = _RacingConnection(conn, lambda: warehouse.execute(other_run))
+        assert upsert_suppressions(racing, hook, SUPPRESSIONS, page, "this-run") == (1, 0)
+    assert [(r[0], r[4]) for r in _suppression_rows(warehouse)] == [
+        ("ann@example.com", "other-run"),
+        ("bob@example.com", "this-run"),
+    ]
+
+
+def test_an_error_that_is_no_conflict_is_not_retried(warehouse):
+    from airflow_provider_outreach.transfers import retry_on_conflict
+
+    calls = []
+
+    def work():
+        calls.append(1)
+        warehouse.execute("SELECT * FROM no_such_table")
+
+    with pytest.raises(Exception, match="no_such_table"):
+        retry_on_conflict(work)
+    assert len(calls) == 1
+
+
 def test_bad_table_name_is_refused_before_any_request(sandbox, connections):
     for op in (
         LemlistUnsubscribesToSqlOperator(task_id="a", sql_conn_id="x", table="s; DROP TABLE t"),
