@@ -124,6 +124,18 @@ def _stop_process(proc: subprocess.Popen, sig: int, name: str) -> None:
         proc.wait(timeout=STOP_TIMEOUT)
 
 
+def _ready(proc: subprocess.Popen, check, interval: float) -> bool:
+    """Whether ``proc`` is still running and ``check()`` held before ``START_TIMEOUT``."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while proc.poll() is None:
+        if check():
+            return proc.poll() is None
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+    return False
+
+
 def _record(name: str, **figures) -> None:
     STARTUPS.append({"name": name, **figures})
     log.info("%s started: %s", name, figures)
@@ -322,12 +334,7 @@ def start_postgres(base_dir: Path | None = None, *, attempts: int = 3) -> Postgr
                     preexec_fn=_die_with_parent(signal.SIGINT),  # noqa: PLW1509 (see _die_with_parent)
                     **as_user,
                 )
-            deadline = time.monotonic() + START_TIMEOUT
-            while server.proc.poll() is None and time.monotonic() < deadline:
-                if _postmaster_status(data_dir) == "ready":
-                    break
-                time.sleep(0.02)
-            if server.proc.poll() is None and _postmaster_status(data_dir) == "ready":
+            if _ready(server.proc, lambda: _postmaster_status(data_dir) == "ready", 0.02):
                 break
             text = server.log_text()
             _stop_process(server.proc, signal.SIGQUIT, "postgres")
@@ -462,19 +469,19 @@ def start_redis(base_dir: Path | None = None, *, attempts: int = 3) -> RedisServ
                     preexec_fn=_die_with_parent(signal.SIGTERM),  # noqa: PLW1509 (see _die_with_parent)
                 )
             client = server.client(socket_connect_timeout=1, socket_timeout=1)
-            deadline = time.monotonic() + START_TIMEOUT
             info: dict = {}
-            while server.proc.poll() is None and time.monotonic() < deadline:
+
+            def answers(client=client) -> bool:
+                nonlocal info
                 try:
                     info = client.info("server")
                 except redis.RedisError:
                     info = {}
-                # ours, not whatever else took the port meanwhile
-                if info.get("process_id") == server.proc.pid:
-                    break
-                time.sleep(0.01)
+                return info.get("process_id") == server.proc.pid  # ours, not whatever took the port
+
+            up = _ready(server.proc, answers, 0.01)
             client.close()
-            if server.proc.poll() is None and info.get("process_id") == server.proc.pid:
+            if up:
                 server.version = info["redis_version"]
                 break
             text = server.log_text()
