@@ -16,7 +16,7 @@ one store, chosen by the connection's extra:
 
 A store holds two things for its key: the sliding-window log of request starts (the
 library's bucket: an atomic check-and-insert, used in fixed mode) and one small record of
-what the API's headers said (:class:`~airflow_provider_outreach.core.pacing.PacingState`:
+what the API's headers said (:class:`~airflow_provider_outreach.core.rate_state.PacingState`:
 remaining, reset, blocked-until), read and rewritten atomically (under the bucket's file
 lock, or a Redis ``WATCH`` transaction). The key is named by the vendor and a SHA-256 of
 the API key, never the key itself.
@@ -40,11 +40,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from airflow_provider_outreach.core.rate_state import PacingState
 from airflow_provider_outreach.exceptions import ConnectionConfigError
 
 if TYPE_CHECKING:
     from airflow_provider_outreach.core.connection import ConnectionSettings
-    from airflow_provider_outreach.core.pacing import PacingState
 
 __all__ = [
     "DIR_ENV",
@@ -174,8 +174,6 @@ class BudgetStore:
 
 
 def _state_from(raw: Any) -> PacingState:
-    from airflow_provider_outreach.core.pacing import PacingState
-
     return PacingState.from_json(raw)
 
 

@@ -173,7 +173,7 @@ def test_pacer_raises_instead_of_sleeping_past_max_wait():
 
 
 def test_adaptive_pacer_waits_for_reset_when_remaining_is_spent():
-    from airflow_provider_outreach.core.pacing import RateInfo
+    from airflow_provider_outreach.core.rate_state import RateInfo
 
     pacer = Pacer()
     pacer.release(pacer.acquire(), RateInfo(limit=3, remaining=0, reset_in=0.4))
@@ -186,7 +186,7 @@ def test_adaptive_pacer_waits_for_reset_when_remaining_is_spent():
 
 
 def test_adaptive_pacer_discounts_requests_still_in_flight():
-    from airflow_provider_outreach.core.pacing import RateInfo
+    from airflow_provider_outreach.core.rate_state import RateInfo
 
     pacer = Pacer()
     first, second, third = pacer.acquire(), pacer.acquire(), pacer.acquire()
@@ -202,7 +202,7 @@ def test_adaptive_pacer_discounts_requests_still_in_flight():
 
 
 def test_adaptive_pacer_refills_at_reset():
-    from airflow_provider_outreach.core.pacing import RateInfo
+    from airflow_provider_outreach.core.rate_state import RateInfo
 
     pacer = Pacer()
     pacer.release(pacer.acquire(), RateInfo(limit=3, remaining=0, reset_in=0.3))

@@ -16,7 +16,8 @@ import pytest
 import requests
 
 from airflow_provider_outreach.core.budget import FileStore, RedisStore, budget_name, budget_spec, open_store
-from airflow_provider_outreach.core.pacing import Pacer, PacingWait, RateInfo
+from airflow_provider_outreach.core.pacing import Pacer, PacingWait
+from airflow_provider_outreach.core.rate_state import RateInfo
 from airflow_provider_outreach.exceptions import ConnectionConfigError
 from airflow_provider_outreach.hooks.leadlex import LeadlexHook
 from airflow_provider_outreach.hooks.lemlist import LemlistHook
