@@ -48,13 +48,7 @@ def suppression_table_sql(table: str) -> str:
 
 
 def suppression_kind(value: str) -> str:
-    """``email``, ``domain`` (``@example.com``), ``linkedin``, ``phone`` or ``other``: what
-    lemlist holds is stored whatever its form, so an unusual email is still ``email``."""
-    from airflow_provider_outreach.bulk.items import unsubscribe_value_kind
-
-    kind = unsubscribe_value_kind(value)
-    if kind is not None:
-        return kind
+    """``email``, ``domain`` (``@example.com``) or ``other`` (LinkedIn URL, phone number, ...)."""
     if _DOMAIN.match(value):
         return "domain"
     if _EMAIL.match(value):
@@ -69,7 +63,7 @@ def suppression_row(record: Any) -> tuple[str, str, Any, Any] | None:
         return None
     value = value.strip()
     kind = suppression_kind(value)
-    if kind in ("email", "domain"):
+    if kind != "other":
         value = value.lower()
     return value, kind, record.get("source"), record.get("createdAt")
 
@@ -126,7 +120,7 @@ class LemlistUnsubscribesToSqlOperator(BaseOperator):
     one transaction into ``table`` (created if missing) on any common-sql connection::
 
         value          VARCHAR(768) PRIMARY KEY  -- emails and @domains lowercased
-        kind           VARCHAR(16)  -- email, domain, linkedin, phone or other
+        kind           VARCHAR(16)  -- email, domain or other
         source         VARCHAR(64)  -- lemlist's source: api, bounced, lead, user, abuse
         created_at     VARCHAR(64)  -- lemlist's createdAt, as given
         first_seen_at  VARCHAR(40)  -- UTC ISO time the value was first stored; kept by later runs

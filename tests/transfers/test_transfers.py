@@ -109,10 +109,8 @@ def _expected_suppressions(records: list[dict]) -> list[tuple]:
     def kind(value: str) -> str:
         if value.startswith("@"):
             return "domain"
-        if value.startswith("https://"):
-            return "linkedin"
-        if value.startswith("+"):
-            return "phone"
+        if value.startswith(("https://", "+")):
+            return "other"
         return "email"
 
     return sorted((r["value"], kind(r["value"]), r["source"], r["createdAt"]) for r in records)
@@ -140,9 +138,9 @@ def test_lemlist_pages_upserts_and_is_idempotent(sandbox, connections, warehouse
     assert _lemlist_offsets(sandbox) == [("0", "100", 200), ("100", "100", 200), ("200", "100", 200)]
     rows = _suppression_rows(warehouse)
     assert [row[:4] for row in rows] == _expected_suppressions(first)
-    assert {row[1] for row in rows} == {"email", "domain", "linkedin", "phone"}
+    assert {row[1] for row in rows} == {"email", "domain", "other"}
     assert ("@domain0001.example", "domain", "bounced", "2026-01-01T00:00:01.001Z") in [r[:4] for r in rows]
-    assert ("+33 6 12 34 0003", "phone", "user", "2026-01-01T00:00:03.003Z") in [r[:4] for r in rows]
+    assert ("+33 6 12 34 0003", "other", "user", "2026-01-01T00:00:03.003Z") in [r[:4] for r in rows]
     first_seen = {row[0]: row[4] for row in rows}
     assert all(pendulum.parse(seen).tzinfo is not None for seen in first_seen.values())
 
@@ -205,9 +203,8 @@ def test_suppression_values_are_normalised():
     )
     assert suppression_row({"value": "@Example.ORG", "source": "api"}) == ("@example.org", "domain", "api", None)
     linkedin = "https://www.linkedin.com/in/Ann-Smith"
-    assert suppression_row({"value": linkedin}) == (linkedin, "linkedin", None, None)
-    assert suppression_row({"value": "+1 555 0100"}) == ("+1 555 0100", "phone", None, None)
-    assert suppression_row({"value": "tel:5550100"}) == ("tel:5550100", "other", None, None)
+    assert suppression_row({"value": linkedin}) == (linkedin, "other", None, None)
+    assert suppression_row({"value": "+1 555 0100"}) == ("+1 555 0100", "other", None, None)
     assert suppression_row({"value": "Odd@Host"}) == ("odd@host", "email", None, None)  # stored as lemlist has it
     assert suppression_row({"value": ""}) is None
     assert suppression_row({"source": "api"}) is None
