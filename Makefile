@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 
 .PHONY: test lint demo airflow bench sandbox install clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml airflow_provider_outreach/__init__.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'

@@ -125,8 +125,9 @@ class LemlistUnsubscribesToSqlOperator(BaseOperator):
         created_at     VARCHAR(64)  -- lemlist's createdAt, as given
         first_seen_at  VARCHAR(40)  -- UTC ISO time the value was first stored; kept by later runs
 
-    Runs are idempotent; a value lifted in lemlist stays in the table. Run one task per table
-    at a time. Cost: one request per 100 records (plus one for the last, short page), paced
+    Runs are idempotent; a value lifted in lemlist stays in the table. Two runs on one table
+    at once do not fail each other: a page whose values the other run inserted meanwhile is
+    stored again. Cost: one request per 100 records (plus one for the last, short page), paced
     to lemlist's rate limit. A rate-limit wait longer than ``max_inline_wait`` defers the task
     until the reset; it resumes at the page it stopped at.
 
