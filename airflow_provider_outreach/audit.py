@@ -145,12 +145,13 @@ class AuditTrail:
         return len(rows)
 
     def earlier_rows(self) -> Iterable[tuple]:
-        """``(item, outcome, status, code, reason, message)`` of this task instance's earlier tries, oldest first."""
+        """``(item, outcome, status, code, reason, message)`` of this task instance's earlier
+        tries, oldest first (by try, then by call time: workers' clocks may differ)."""
         s = self.scope
         sql = (
             f"SELECT item, outcome, status, code, reason, message FROM {self.table} "
             "WHERE vendor = %s AND action = %s AND dag_id = %s AND run_id = %s AND task_id = %s AND map_index = %s "
-            "ORDER BY recorded_at"
+            "ORDER BY try_number, recorded_at"
         )
         params = (self.vendor, self.action, s.dag_id, s.run_id, s.task_id, s.map_index)
         placeholder = getattr(self.hook, "placeholder", "%s")

@@ -106,7 +106,13 @@ class NotFoundError(OutreachAPIError):
 
 
 class ConflictError(OutreachAPIError):
-    """409: the object's state forbids the action (e.g. a campaign that is not a draft)."""
+    """409: the object's state forbids the action (e.g. a campaign that is not a draft).
+    ``state`` says which state, in the vendor's own answer (``"campaign_closed"``, ...), or
+    ``None`` when the answer is not one the vendor gives."""
+
+    state: str | None = None
+    #: the parsed JSON error body, when the answer had one
+    body: Any = None
 
 
 class RateLimitError(OutreachAPIError):

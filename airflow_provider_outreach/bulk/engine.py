@@ -31,6 +31,7 @@ from airflow_provider_outreach.exceptions import (
     ConflictError,
     InvalidInputError,
     InvalidRequestError,
+    InvalidResponseError,
     NotFoundError,
     OutreachAPIError,
     RateLimitError,
@@ -54,7 +55,8 @@ class BulkPolicy:
     :param campaign_scoped: items are addressed inside one campaign: its 404 fails the item
         (``campaign_not_found``) and stops the run.
     :param conflict_reason: report reason of a 409 (``None``: the error's class name).
-    :param conflict_absent: a 409 counts as ``already_absent`` (the action can never be needed).
+    :param conflict_absent: a 409 whose state (the hook's ``conflict_state``) is
+        ``conflict_reason`` counts as ``already_absent`` (the action can never be needed).
     :param max_unexpected: consecutive ``unexpected_response`` answers that stop the run.
     :param max_transient: consecutive items failing on transient errors (after the hook's
         own retries) that stop the run: the API is down (at least twice ``max_workers``, as
@@ -89,9 +91,11 @@ class BulkPolicy:
             if missing == "campaign" and self.campaign_scoped:
                 return FAILED, _api_failure(exc, "campaign_not_found")
             return FAILED, _api_failure(exc, "unexpected_response")
-        if isinstance(exc, UnexpectedResponseError):
+        if isinstance(exc, (UnexpectedResponseError, InvalidResponseError)):
             return FAILED, _api_failure(exc, "unexpected_response")
         if isinstance(exc, ConflictError):
+            if self.conflict_absent and exc.state != self.conflict_reason:
+                return FAILED, _api_failure(exc, "unexpected_response")  # not the 409 the vendor gives
             if self.conflict_absent:
                 return ALREADY_ABSENT, {
                     "status": exc.status_code,
@@ -224,12 +228,13 @@ def run_bulk(
         return []
 
     def flush() -> None:
+        with lock:
+            pending = ledger.take()
         try:
-            with lock:
-                pending = ledger.take()
             ledger.write(pending)
         except Exception as exc:
             with lock:
+                ledger.restore(pending)  # written by a later flush, if one succeeds
                 stop(Stop(f"the audit trail could not be written, so nothing more is sent: {exc}", final=False))
 
     size = policy.batch_size or 1
@@ -237,14 +242,15 @@ def run_bulk(
     unsent: list[str] = []
     last_progress = time.monotonic()
     workers = max(1, policy.max_workers)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="outreach-bulk") as pool:
-        running: dict[Future, list[str]] = {}
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="outreach-bulk")
+    running: dict[Future, list[str]] = {}
 
-        def fill() -> None:
-            while queue and len(running) < workers * 2 and not waits and not stopped:
-                unit = queue.popleft()
-                running[pool.submit(one, unit)] = unit
+    def fill() -> None:
+        while queue and len(running) < workers * 2 and not waits and not stopped:
+            unit = queue.popleft()
+            running[pool.submit(one, unit)] = unit
 
+    try:
         fill()
         while running:
             done, _ = wait(list(running), timeout=1.0, return_when=FIRST_COMPLETED)
@@ -267,14 +273,22 @@ def run_bulk(
             if now - last_progress >= policy.progress_every:
                 last_progress = now
                 logger.info("%s: %d of %d items finished", report.action, len(report.results), total)
-        for unit in queue:
-            unsent.extend(unit)
+    except BaseException:  # interrupted (the task's timeout, a signal): send nothing more, keep the record
+        with lock:
+            stop(Stop("the task was interrupted", final=False))
+        pool.shutdown(wait=True, cancel_futures=True)
+        flush()
+        raise
+    pool.shutdown(wait=True)
+    for unit in queue:
+        unsent.extend(unit)
+    if not stopped:
+        flush()  # before a quota wait or the end: a failed write still stops the run
     if stopped:
         cause = stopped[0].cause
         for item in unsent:
             ledger.record(item, report.record(item, NOT_ATTEMPTED, reason="not_attempted", message=cause), _now())
-    flush()
-    if stopped:
+        flush()
         return BulkResult(stop=stopped[0])
     if waits:
         longest = max(waits, key=lambda e: e.retry_after or 0)

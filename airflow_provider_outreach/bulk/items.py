@@ -94,8 +94,10 @@ def flatten_items(value: Any, name: str) -> list[Any]:
         raise InvalidInputError(f"{name} is required")
     if isinstance(value, (str, int)) and not isinstance(value, bool):
         return [value]
-    if isinstance(value, dict) or not isinstance(value, Iterable):
+    if isinstance(value, (dict, bytes, bytearray, memoryview)) or not isinstance(value, Iterable):
         raise InvalidInputError(f"{name} must be a string or a list of strings, got {type(value).__name__}")
+    if isinstance(value, (set, frozenset)):  # no order of its own: one that every process agrees on
+        value = sorted(value, key=repr)
     items = []
     for entry in value:
         if isinstance(entry, (list, tuple)) and len(entry) == 1:
@@ -112,7 +114,7 @@ def prepare(items: list[Any], kind: ItemKind, report: Report) -> list[str]:
     todo: list[str] = []
     for raw in items:
         if isinstance(raw, bool) or not isinstance(raw, (str, int)):
-            item = repr(raw)
+            item = f"{raw!r} ({type(raw).__name__})"  # never the same text as a real item
             problem = f"must be a string, got {type(raw).__name__}"
         else:
             item = str(raw).strip()  # a CHAR(n) column pads with spaces

@@ -61,6 +61,10 @@ class Ledger:
         self._last_flush = time.monotonic()
         return pending
 
+    def restore(self, entries: list[tuple[str, ItemResult, str]]) -> None:
+        """Put back what :meth:`take` returned and could not be written (under the same lock)."""
+        self._pending[:0] = entries
+
     def write(self, entries: list[tuple[str, ItemResult, str]]) -> None:
         """Persist ``entries`` from :meth:`take` (raises when that fails)."""
         if entries:
@@ -84,10 +88,12 @@ class AuditLedger(Ledger):
         self.audit = audit
 
     def earlier(self) -> dict[str, ItemResult]:
-        latest: dict[str, ItemResult] = {}
+        final: dict[str, ItemResult] = {}
         for item, outcome, status, code, reason, message in self.audit.earlier_rows():
-            latest[item] = ItemResult(outcome, status, code, reason, message)
-        return {item: result for item, result in latest.items() if is_final(result)}
+            result = ItemResult(outcome, status, code, reason, message)
+            if is_final(result):  # the latest final row; a retryable row never outranks one
+                final[item] = result
+        return final
 
     def _write(self, entries: list[tuple[str, ItemResult, str]]) -> None:
         self.audit.write(

@@ -19,10 +19,12 @@ ACTION_OUTCOMES = (DONE, ALREADY_ABSENT, FAILED)
 CHECK_OUTCOMES = (HONOURED, NOT_HONOURED, FAILED)
 
 #: failure reasons another attempt may cure, so a retry sends the item again: the retry
-#: rule's transient errors (a failure's reason is its error's class name), an answer that
-#: made no sense, an item never sent, an error of unknown kind
+#: rule's transient errors (a failure's reason is its error's class name), a refused key
+#: (once the key is fixed), an answer that made no sense, an item never sent, an error of
+#: unknown kind
 RETRYABLE_REASONS = frozenset(
-    {cls.__name__ for cls in TRANSIENT_ERRORS} | {"unexpected_response", "not_attempted", "error"}
+    {cls.__name__ for cls in TRANSIENT_ERRORS}
+    | {"AuthenticationError", "unexpected_response", "not_attempted", "error"}
 )
 
 #: report defaults: item lists up to this many items, failures listed in full up to this many
@@ -90,6 +92,14 @@ class Report:
             for item, r in self.results.items()
             if r.outcome == FAILED
         }
+
+    def first_failure(self) -> tuple[str, str | None] | None:
+        """``(item, message)`` of the first failed item in input order."""
+        for item in self._in_order():
+            result = self.results[item]
+            if result.outcome == FAILED:
+                return item, result.message
+        return None
 
     @property
     def failed(self) -> int:

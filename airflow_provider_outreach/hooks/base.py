@@ -18,6 +18,7 @@ from airflow.sdk import BaseHook
 from airflow_provider_outreach.core.paths import build_path
 from airflow_provider_outreach.exceptions import (
     AuthenticationError,
+    ConflictError,
     ConnectionConfigError,
     InvalidInputError,
     InvalidRequestError,
@@ -118,6 +119,11 @@ class OutreachHook(BaseHook):
     def missing_object(self, error: NotFoundError, route: str) -> str | None:
         """What a 404 from ``route`` (a path template) names as missing, in the vendor's own
         words: ``"campaign"``, ``"lead"``, ... or ``None`` for an answer the vendor does not give."""
+        return None
+
+    def conflict_state(self, error: ConflictError, route: str) -> str | None:
+        """Which state a 409 from ``route`` names, in the vendor's own words, or ``None`` for
+        an answer the vendor does not give."""
         return None
 
     def probe_ok(self, body: Any) -> bool:
@@ -258,6 +264,8 @@ class OutreachHook(BaseHook):
             )
             if isinstance(error, NotFoundError):
                 error.missing = self.missing_object(error, template)
+            elif isinstance(error, ConflictError):
+                error.state = self.conflict_state(error, template)
             raise error
         if answer.status_code >= 300:
             raise UnexpectedResponseError(

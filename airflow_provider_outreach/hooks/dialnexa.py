@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
-from airflow_provider_outreach.exceptions import NotFoundError
+from airflow_provider_outreach.exceptions import ConflictError, NotFoundError
 from airflow_provider_outreach.hooks.base import OutreachHook
 
 
@@ -59,6 +59,13 @@ class DialnexaHook(OutreachHook):
         if not isinstance(body, dict) or body.get("statusCode") != 404 or (error.message or "").startswith("Cannot "):
             return None
         return self._OBJECTS.get(route)
+
+    def conflict_state(self, error: ConflictError, route: str) -> str | None:
+        # the documented 409: a lead of a completed or cancelled campaign, in NestJS's error body
+        body = error.body
+        if route == "/campaigns-leads/{campaign_lead_id}" and isinstance(body, dict) and body.get("statusCode") == 409:
+            return "campaign_closed"
+        return None
 
     def probe_ok(self, body: Any) -> bool:
         return isinstance(body, list) or (isinstance(body, dict) and isinstance(body.get("data"), list))

@@ -292,9 +292,10 @@ class OutreachBulkOperator(BaseOperator):
         if stop is not None:
             message = f"stopped: {stop.cause} ({report.summary()})"
             raise (AirflowFailException if stop.final else AirflowException)(message)
+        item, reason = report.first_failure() or ("?", None)
         message = (
             f"{failed} of {len(report.results)} items failed ({report.summary()}); "
-            f"first: {failures[0]['item']}: {failures[0]['message']}. The report is in XCom key {REPORT_XCOM_KEY!r}."
+            f"first: {item}: {reason}. The report is in XCom key {REPORT_XCOM_KEY!r}."
         )
         if final:
             raise AirflowFailException(message + " No retry can help: every failure is permanent.")
