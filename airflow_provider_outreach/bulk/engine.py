@@ -57,7 +57,8 @@ class BulkPolicy:
     :param conflict_reason: report reason of a 409 (``None``: the error's class name).
     :param conflict_absent: a 409 whose state (the hook's ``conflict_state``) is
         ``conflict_reason`` counts as ``already_absent`` (the action can never be needed).
-    :param max_unexpected: consecutive ``unexpected_response`` answers that stop the run.
+    :param max_unexpected: consecutive ``unexpected_response`` answers that stop the run; in
+        chunks, also consecutive items refused each on its own (400) after halving.
     :param max_transient: consecutive items failing on transient errors (after the hook's
         own retries) that stop the run: the API is down (at least twice ``max_workers``, as
         concurrent calls meet a brief outage together).
@@ -148,8 +149,12 @@ class _Breaker:
         self.policy = policy
         self.unexpected = 0
         self.transient = 0
+        self.refused_alone = 0
 
-    def observe(self, item: str, exc: BaseException | None, details: dict[str, Any]) -> Stop | None:
+    def observe(
+        self, item: str, exc: BaseException | None, details: dict[str, Any], refused_alone: bool = False
+    ) -> Stop | None:
+        """``refused_alone``: a chunk split down to this one item was still refused."""
         reason = details.get("reason")
         if isinstance(exc, AuthenticationError):
             return Stop(f"the API key was refused at item {item!r}: {exc}", final=True)
@@ -158,6 +163,13 @@ class _Breaker:
         self.unexpected = self.unexpected + 1 if reason == "unexpected_response" else 0
         if self.unexpected >= self.policy.max_unexpected:
             return Stop(f"{self.unexpected} answers in a row that this API does not give; last: {exc}", final=True)
+        self.refused_alone = self.refused_alone + 1 if refused_alone else 0
+        if self.refused_alone >= self.policy.max_unexpected:  # halving would go on through every item
+            return Stop(
+                f"{self.refused_alone} items in a row were refused each on its own, so the refusal is "
+                f"not about the items; last: {exc}",
+                final=True,
+            )
         transient = (
             exc is not None and reason != "unexpected_response" and decide(exc, float("inf")).action is Action.RETRY
         )
@@ -222,7 +234,8 @@ def run_bulk(
         with lock:  # recorded by the worker itself, so a stop takes effect before the next request
             for item in unit:
                 ledger.record(item, report.record(item, outcome, **details), at)
-            cause = breaker.observe(unit[0], error, details)
+            refused_alone = batched and isinstance(error, InvalidRequestError)  # a unit of one: halving ended
+            cause = breaker.observe(unit[0], error, details, refused_alone)
             if cause is not None:
                 stop(cause)
         return []

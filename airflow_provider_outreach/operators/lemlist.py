@@ -97,7 +97,8 @@ class LemlistAddUnsubscribeOperator(OutreachBulkOperator):
     Values go through lemlist's bulk route, ``chunk_size`` per request (at most 10,000),
     paced like any other call: 100,000 values take 10 requests. A chunk lemlist refuses
     (400: a value it does not accept) is split in halves until the refused values stand
-    alone; those fail with lemlist's message, every other value is ``done``.
+    alone; those fail with lemlist's message, every other value is ``done``. Ten values in a
+    row refused each on its own mean the refusal is not about the values: the run stops.
 
     :param value: an email, ``@domain``, LinkedIn profile URL or international phone number
         (``+33 6 12 34 56 78``), or a list of them (templated).

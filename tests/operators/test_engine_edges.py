@@ -173,3 +173,41 @@ def test_interrupted_is_not_a_failure_of_any_item():
     with pytest.raises(AirflowException):
         run_bulk(["x", "y"], lambda item: None, report, BulkPolicy(max_workers=1), Stop())
     assert all(r.outcome != FAILED for r in report.results.values())
+
+
+def test_halving_stops_when_the_refusal_is_not_about_the_items():
+    """A 400 for every request (say the API changed its body format): halving would send
+    2n - 1 requests and fail every item for good; the run stops after ten lone refusals."""
+    from airflow_provider_outreach.exceptions import InvalidRequestError
+
+    requests: list[int] = []
+    lock = threading.Lock()
+
+    def call(chunk: list[str]) -> None:
+        with lock:
+            requests.append(len(chunk))
+        raise InvalidRequestError(vendor="v", status_code=400, message="Body must be a JSON object")
+
+    report = Report(vendor="v", action="a")
+    items = [f"v{n}@example.com" for n in range(2000)]
+    result = run_bulk(items, call, report, BulkPolicy(max_workers=4, batch_size=1000), Ledger())
+    assert result.stop is not None and result.stop.final and "not about the items" in result.stop.cause
+    assert len(requests) < 100, len(requests)
+    assert sorted(report.outcomes) == sorted(items)
+    assert report.counts()["not_attempted"] > 1900
+
+
+def test_a_few_refused_values_are_still_isolated():
+    from airflow_provider_outreach.exceptions import InvalidRequestError
+
+    bad = {f"v{n}@example.com" for n in (3, 4, 5, 6, 7, 8, 9, 10, 11, 700)}  # nine of them side by side
+
+    def call(chunk: list[str]) -> None:
+        if bad & set(chunk):
+            raise InvalidRequestError(vendor="v", status_code=400, message="Invalid values")
+
+    report = Report(vendor="v", action="a")
+    items = [f"v{n}@example.com" for n in range(1000)]
+    result = run_bulk(items, call, report, BulkPolicy(max_workers=1, batch_size=1000), Ledger())
+    assert result.stop is None
+    assert set(report.failures) == bad and report.counts()["done"] == 990
