@@ -1,4 +1,4 @@
-"""Audit trail: one row per call and outcome, in any common-sql database.
+"""Audit trail: one row per item and outcome, in any common-sql database.
 
 The table is the evidence that each opt-out was honoured, and the ledger a retry resumes
 from: every row names the task instance (dag, run, task, map index, try) that wrote it
@@ -33,7 +33,6 @@ COLUMNS: dict[str, tuple[str, int | None]] = {
 }
 AUDIT_COLUMNS = tuple(COLUMNS)
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
-BATCH_SIZE = 500
 
 
 def check_table_name(table: str, what: str = "audit_table") -> None:
@@ -47,8 +46,17 @@ def create_table_sql(table: str) -> str:
 
 
 def fit(value: Any, width: int | None) -> Any:
-    """``value`` cut to ``width`` characters (with a trailing ``…``) when it is longer."""
-    if width is None or not isinstance(value, str) or len(value) <= width:
+    """``value`` cut to ``width`` characters (with a trailing ``…``) when it is longer, and
+    storable anywhere: a NUL (PostgreSQL refuses it) or a lone surrogate (no encoding takes
+    it) becomes U+FFFD."""
+    if not isinstance(value, str):
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
+    value = value.replace("\x00", "\ufffd")
+    if width is None or len(value) <= width:
         return value
     return value[: width - 1] + "…"
 
@@ -99,8 +107,23 @@ class AuditTrail:
             self._hook = BaseHook.get_hook(self.conn_id)
         return self._hook
 
-    def ensure_table(self) -> None:
-        """Create the table if missing; add the columns an older table lacks."""
+    def ensure_table(self, attempts: int = 3) -> None:
+        """Create the table if missing; add the columns an older table lacks. Tasks doing so
+        at once all go on (PostgreSQL then reports a key violation in its catalog, or a
+        column another task just added): the step is tried again."""
+        import random
+        import time
+
+        for attempt in range(1, attempts + 1):
+            try:
+                self._ensure_table()
+                return
+            except Exception:
+                if attempt == attempts:
+                    raise
+                time.sleep(random.uniform(0.05, 0.3) * attempt)
+
+    def _ensure_table(self) -> None:
         self.hook.run(create_table_sql(self.table))
         present = self.hook.run(
             f"SELECT * FROM {self.table} WHERE 1 = 0", handler=lambda cursor: [d[0].lower() for d in cursor.description]
@@ -139,9 +162,9 @@ class AuditTrail:
         return tuple(fit(v, width) for v, (_, width) in zip(values, COLUMNS.values(), strict=True))
 
     def write(self, rows: Sequence[Sequence[Any]]) -> int:
-        """Insert and commit ``rows`` (from :meth:`row`)."""
+        """Insert ``rows`` (from :meth:`row`) in one transaction: all of them, or none when it fails."""
         if rows:
-            self.hook.insert_rows(self.table, rows, target_fields=list(AUDIT_COLUMNS), commit_every=BATCH_SIZE)
+            self.hook.insert_rows(self.table, rows, target_fields=list(AUDIT_COLUMNS), commit_every=len(rows))
         return len(rows)
 
     def earlier_rows(self) -> Iterable[tuple]:

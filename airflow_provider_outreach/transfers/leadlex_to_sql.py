@@ -35,6 +35,8 @@ PROGRESS_KEY = "outreach_leadlex_enrollments_progress"
 CAMPAIGN_IDS_BYTES_PER_KEY = 60_000
 #: campaigns or enrollments per request (LeadLex's maximum)
 PAGE_SIZE = 100
+#: longest campaign or contact id the table's key columns hold
+MAX_ID_LENGTH = 255
 ENROLLMENT_COLUMNS = ("campaign_id", "contact_id", "email", "status", "seen_at")
 
 
@@ -55,12 +57,21 @@ def replace_campaign(
 ) -> int:
     """Replace a campaign's rows by ``contacts`` in one transaction (DELETE + INSERT); returns the rows.
     Run again when a concurrent run of the copy inserted the same rows meanwhile."""
+    from airflow_provider_outreach.audit import fit
+
     rows: dict[str, tuple] = {}
     for contact in contacts:
         contact_id = contact.get("contact_id")
-        if contact_id is None or contact_id == "":
-            continue
-        rows[str(contact_id)] = (campaign_id, str(contact_id), contact.get("email"), contact.get("status"), now)
+        if contact_id is None or contact_id == "" or len(str(contact_id)) > MAX_ID_LENGTH:
+            continue  # no key the table can hold
+        email, status = contact.get("email"), contact.get("status")
+        rows[str(contact_id)] = (
+            campaign_id,
+            fit(str(contact_id), None),
+            None if email is None else fit(str(email), 320),
+            None if status is None else fit(str(status), 64),
+            now,
+        )
 
     def replace() -> None:
         with transaction(conn) as cursor:
@@ -75,15 +86,19 @@ def replace_campaign(
     return len(rows)
 
 
-def remove_campaigns_except(conn: Any, hook: DbApiHook, table: str, keep: set[str]) -> list[str]:
-    """Delete, in one transaction, the rows of every campaign not in ``keep``; returns those campaigns."""
+def stored_campaigns(conn: Any, table: str) -> list[str]:
+    """The campaigns ``table`` holds rows of."""
     with transaction(conn) as cursor:
         cursor.execute(f"SELECT DISTINCT campaign_id FROM {table}")
-        gone = sorted(row[0] for row in cursor.fetchall() if row[0] not in keep)
-        for start in range(0, len(gone), PAGE_SIZE):
-            batch = gone[start : start + PAGE_SIZE]
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+def remove_campaigns(conn: Any, hook: DbApiHook, table: str, campaign_ids: list[str]) -> None:
+    """Delete, in one transaction, the rows of ``campaign_ids``."""
+    with transaction(conn) as cursor:
+        for start in range(0, len(campaign_ids), PAGE_SIZE):
+            batch = campaign_ids[start : start + PAGE_SIZE]
             cursor.execute(f"DELETE FROM {table} WHERE campaign_id IN ({placeholders(hook, len(batch))})", batch)
-    return gone
 
 
 def _more_pages(items: list, page: int, meta: dict[str, Any]) -> bool:
@@ -97,8 +112,8 @@ class LeadlexEnrollmentsToSqlOperator(BaseOperator):
     Pages ``GET /v1/campaigns`` and, for each campaign, ``GET /v1/campaigns/{id}/contacts``
     (100 per page), then replaces the campaign's rows of ``table`` (created if missing, on
     any common-sql connection) in one transaction: a contact removed in LeadLex disappears
-    from the table. After a complete run, the rows of campaigns LeadLex no longer lists are
-    deleted too. ::
+    from the table. After a complete run, the rows of stored campaigns the list did not hold
+    are deleted too, each once LeadLex answers that it no longer has it (one request each). ::
 
         campaign_id  VARCHAR(255)  -- primary key with contact_id
         contact_id   VARCHAR(255)
@@ -204,7 +219,6 @@ class LeadlexEnrollmentsToSqlOperator(BaseOperator):
             "restricted": requested is not None,
             "listed": requested is not None,
             "next_page": 1,
-            "listed_total": None,
             "done": 0,
             "campaigns": 0,
             "enrollments": 0,
@@ -265,7 +279,7 @@ class LeadlexEnrollmentsToSqlOperator(BaseOperator):
                 if wait is None:
                     raise
             if wait is None and not progress["restricted"]:
-                removed = self._remove_gone_campaigns(conn, hook, table, progress, campaign_ids)
+                removed = self._remove_gone_campaigns(conn, hook, table, progress, campaign_ids, leadlex, inline_wait)
         if wait is not None:
             self._save_progress(context, progress, campaign_ids)
             self.log.info(
@@ -304,12 +318,13 @@ class LeadlexEnrollmentsToSqlOperator(BaseOperator):
             progress["requests"] += 1
             for campaign in campaigns:
                 campaign_id = campaign.get("id") if isinstance(campaign, dict) else None
+                if campaign_id is not None and len(str(campaign_id)) > MAX_ID_LENGTH:
+                    self.log.warning("A campaign id longer than %d characters is skipped", MAX_ID_LENGTH)
+                    continue
                 if campaign_id is not None and str(campaign_id) not in known:
                     known.add(str(campaign_id))
                     campaign_ids.append(str(campaign_id))
             progress["next_page"] = page + 1
-            if isinstance(meta.get("total"), int):
-                progress["listed_total"] = meta["total"]
             if not _more_pages(campaigns, page, meta):
                 progress["listed"] = True
                 return
@@ -336,18 +351,39 @@ class LeadlexEnrollmentsToSqlOperator(BaseOperator):
             page += 1
 
     def _remove_gone_campaigns(
-        self, conn: Any, hook: DbApiHook, table: str, progress: dict[str, Any], campaign_ids: list[str]
+        self,
+        conn: Any,
+        hook: DbApiHook,
+        table: str,
+        progress: dict[str, Any],
+        campaign_ids: list[str],
+        leadlex: LeadlexHook,
+        inline_wait: float,
     ) -> list[str]:
-        total = progress["listed_total"]
-        if total is not None and total != len(campaign_ids):
-            self.log.warning(
-                "LeadLex reported %d campaigns but the list read held %d (it changed while being read): "
-                "rows of campaigns not listed are kept until the next run",
-                total,
-                len(campaign_ids),
-            )
-            return []
-        removed = remove_campaigns_except(conn, hook, table, set(campaign_ids))
-        if removed:
-            self.log.info("Rows of %d campaigns LeadLex no longer lists removed", len(removed))
-        return removed
+        """Delete the rows of the stored campaigns the list did not hold, each once LeadLex
+        itself answers that it is gone: a list read page by page can miss a live campaign
+        that moved between pages, and another run may have stored a newer campaign."""
+        from airflow_provider_outreach.exceptions import NotFoundError
+
+        listed = set(campaign_ids)
+        gone: list[str] = []
+        for campaign_id in (c for c in stored_campaigns(conn, table) if c not in listed):
+            try:
+                leadlex.get_campaign(campaign_id)
+            except NotFoundError as exc:
+                if exc.missing != "campaign":
+                    raise
+                gone.append(campaign_id)
+            except Exception as exc:
+                if quota_wait(exc, inline_wait) is None:
+                    raise
+                self.log.warning("LeadLex's quota is spent: rows of other unlisted campaigns are kept until next run")
+                break
+            else:
+                self.log.info("Campaign %s is missing from the list read but exists: its rows are kept", campaign_id)
+            finally:
+                progress["requests"] += 1
+        remove_campaigns(conn, hook, table, gone)
+        if gone:
+            self.log.info("Rows of %d campaigns LeadLex no longer has removed", len(gone))
+        return gone

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -27,12 +28,16 @@ from airflow_provider_outreach.transfers import (
 if TYPE_CHECKING:
     from airflow.providers.common.sql.hooks.sql import DbApiHook
 
+log = logging.getLogger(__name__)
+
 #: task state store key of the progress kept while the task waits for a rate-limit reset
 PROGRESS_KEY = "outreach_lemlist_unsubscribes_progress"
 #: records per request (lemlist's maximum)
 PAGE_SIZE = 100
-#: longest value stored: the longest key MySQL (InnoDB, utf8mb4) can index
+#: longest value stored: the longest key MySQL (InnoDB, utf8mb4) can index, and in bytes
+#: what fits a PostgreSQL index entry
 MAX_VALUE_LENGTH = 768
+MAX_VALUE_BYTES = 2700
 SUPPRESSION_COLUMNS = ("value", "kind", "source", "created_at", "first_seen_at")
 
 _EMAIL = re.compile(r"^[^@\s/]+@[^@\s/]+$")
@@ -57,15 +62,27 @@ def suppression_kind(value: str) -> str:
 
 
 def suppression_row(record: Any) -> tuple[str, str, Any, Any] | None:
-    """``(value, kind, source, created_at)`` of a lemlist record; emails and domains lowercased."""
+    """``(value, kind, source, created_at)`` of a lemlist record; emails and domains lowercased,
+    the other fields as text cut to their columns. ``None`` for a record with no storable
+    value (none, or longer than the key column holds)."""
+    from airflow_provider_outreach.audit import fit
+
     value = record.get("value") if isinstance(record, dict) else None
-    if not isinstance(value, str) or not value.strip() or len(value.strip()) > MAX_VALUE_LENGTH:
+    if not isinstance(value, str) or not value.strip():
         return None
-    value = value.strip()
+    value = fit(value.strip(), None)
+    if len(value) > MAX_VALUE_LENGTH or len(value.encode("utf-8")) > MAX_VALUE_BYTES:
+        return None
     kind = suppression_kind(value)
     if kind != "other":
         value = value.lower()
-    return value, kind, record.get("source"), record.get("createdAt")
+    source, created_at = (record.get(name) for name in ("source", "createdAt"))
+    return (
+        value,
+        kind,
+        None if source is None else fit(str(source), 64),
+        None if created_at is None else fit(str(created_at), 64),
+    )
 
 
 def upsert_suppressions(conn: Any, hook: DbApiHook, table: str, records: Sequence[Any], now: str) -> tuple[int, int]:
@@ -81,6 +98,9 @@ def upsert_suppressions(conn: Any, hook: DbApiHook, table: str, records: Sequenc
         row = suppression_row(record)
         if row is not None:
             rows[row[0]] = row
+    skipped = len(records) - sum(1 for r in records if suppression_row(r) is not None)
+    if skipped:
+        log.warning("%d lemlist records have no value the table can hold (none, or too long): not stored", skipped)
     if not rows:
         return 0, 0
     return retry_on_conflict(lambda: _upsert_page(conn, hook, table, rows, now))

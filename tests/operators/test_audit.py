@@ -164,3 +164,44 @@ def test_a_failed_audit_write_stops_sending(sandbox, connections, postgres_db, m
     assert counts["not_attempted"] > 0
     sent = [r for r in sandbox.requests(vendor="dialnexa") if r["method"] == "DELETE"]
     assert len(sent) == 1500 - counts["not_attempted"]
+
+
+def test_tasks_creating_the_audit_table_at_once_all_go_on(warehouse):
+    """The example DAG's suppression tasks start together on one audit table."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def create(n: int) -> None:
+        trail = AuditTrail(warehouse, "shared_audit", TaskScope("d", "r", f"t{n}"), "lemlist", "check")
+        start.wait()
+        try:
+            trail.ensure_table()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert _rows(warehouse, "SELECT count(*) FROM shared_audit") == [(0,)]
+
+
+def test_a_nul_and_a_lone_surrogate_are_stored_not_refused(warehouse):
+    trail = AuditTrail(warehouse, "odd_audit", TaskScope("d", "r", "t"), "lemlist", "check")
+    trail.ensure_table()
+    trail.write([trail.row("ann\x00@example.com", "failed", "2026-01-01T00:00:00Z", message="bad \udcff byte")])
+    assert _rows(warehouse, "SELECT item, message FROM odd_audit") == [("ann\ufffd@example.com", "bad \ufffd byte")]
+
+
+def test_a_failed_write_leaves_no_part_of_its_rows(warehouse):
+    """A write is all of its rows or none, so the rows put back for the next write are never
+    written twice."""
+    trail = AuditTrail(warehouse, "whole_audit", TaskScope("d", "r", "t"), "lemlist", "check")
+    trail.ensure_table()
+    rows = [trail.row(f"i{n}", "done", "2026-01-01T00:00:00Z") for n in range(600)]
+    rows[550] = rows[550][:3] + (None,) + rows[550][4:]  # outcome NOT NULL: the database refuses this row
+    with pytest.raises(Exception):  # noqa: B017 (each driver names it differently)
+        trail.write(rows)
+    assert _rows(warehouse, "SELECT count(*) FROM whole_audit") == [(0,)]

@@ -366,7 +366,11 @@ def test_leadlex_pages_replaces_campaigns_and_drops_what_is_gone(sandbox, connec
     hook.delete_campaign("cmp_draft")
     warehouse.execute(f"INSERT INTO {ENROLLMENTS} VALUES ('cmp_ghost', 'g1', 'g@example.com', 'active', 'x')")
     sandbox.clear_requests()
-    assert op.execute(context()) == {"campaigns": 102, "enrollments": 250, "requests": 105, "table": ENROLLMENTS}
+    # 101 + 1 campaigns, 2 list pages, cmp_big's 2 pages, and one read each proving that the
+    # two stored campaigns the list did not hold are gone
+    assert op.execute(context()) == {"campaigns": 102, "enrollments": 250, "requests": 107, "table": ENROLLMENTS}
+    proofs = [(r["path"], r["status"]) for r in sandbox.requests(vendor="leadlex") if "page" not in query_of(r)]
+    assert proofs == [("/v1/campaigns/cmp_draft", 404), ("/v1/campaigns/cmp_ghost", 404)]
     rows = _enrollment_rows(warehouse)
     assert rows == [row for row in expected if row[0] != "cmp_draft" and row[1] != "cmp_big_c007"]
     assert rows == _expected_enrollments(sandbox)
@@ -376,6 +380,25 @@ def test_leadlex_pages_replaces_campaigns_and_drops_what_is_gone(sandbox, connec
     # nothing changed in LeadLex: the same rows
     assert op.execute(context())["enrollments"] == 250
     assert _enrollment_rows(warehouse) == rows
+
+
+def test_a_live_campaign_missing_from_the_list_read_keeps_its_rows(sandbox, connections, warehouse):
+    """The list is read first and can be stale by the end (a deferral, another run of the
+    copy storing a campaign created since): a campaign is removed only when LeadLex itself
+    says it is gone."""
+    sandbox.seed({"leadlex": {"campaigns": [_campaign("cmp_a", 1)]}})
+
+    class ListThenCampaignAppears(LeadlexEnrollmentsToSqlOperator):
+        def _list_campaigns(self, leadlex, progress, campaign_ids):
+            super()._list_campaigns(leadlex, progress, campaign_ids)
+            sandbox.seed({"leadlex": {"campaigns": [_campaign("cmp_new", 1)]}})  # created meanwhile ...
+            warehouse.execute(  # ... and stored by another run of the copy
+                f"INSERT INTO {ENROLLMENTS} VALUES ('cmp_new', 'cmp_new_c000', 'n@example.com', 'active', 'x')"
+            )
+
+    op = ListThenCampaignAppears(task_id="copy", sql_conn_id=warehouse.conn_id, table=ENROLLMENTS)
+    assert op.execute(context())["campaigns"] == 1
+    assert {row[0] for row in _enrollment_rows(warehouse)} == {"cmp_a", "cmp_new"}
 
 
 def test_leadlex_campaign_ids_restrict_the_run(sandbox, connections, warehouse):
@@ -520,8 +543,9 @@ def test_leadlex_replacement_is_atomic(sandbox, connections, warehouse):
     assert store.values == {}
 
 
-def test_postgres_value_too_long_keeps_the_old_rows(sandbox, connections, request):
-    """PostgreSQL enforces VARCHAR lengths (SQLite does not): the failed replacement changes nothing."""
+def test_postgres_refusing_a_row_keeps_the_old_rows(sandbox, connections, request):
+    """A row the database refuses (here a CHECK constraint of the user's) fails the
+    replacement as a whole: the campaign's old rows stay."""
     db = request.getfixturevalue("postgres_db")
     sandbox.seed({"leadlex": {"campaigns": [_campaign("cmp_a", 120), _campaign("cmp_b", 2)]}})
     op = LeadlexEnrollmentsToSqlOperator(task_id="copy", sql_conn_id=db.conn_id, table="public.enrollments")
@@ -530,9 +554,10 @@ def test_postgres_value_too_long_keeps_the_old_rows(sandbox, connections, reques
     before = warehouse.rows("SELECT * FROM public.enrollments ORDER BY campaign_id, contact_id")
     assert len(before) == 122
 
+    warehouse.execute("ALTER TABLE public.enrollments ADD CONSTRAINT no_z CHECK (contact_id <> 'z')")
     LeadlexHook().remove_contact("cmp_a", "cmp_a_c000")
-    sandbox.seed({"leadlex": {"campaigns": [{"id": "cmp_a", "contacts": [{"contact_id": "z", "status": "x" * 65}]}]}})
-    with pytest.raises(Exception, match="too long"):
+    sandbox.seed({"leadlex": {"campaigns": [{"id": "cmp_a", "contacts": [{"contact_id": "z", "status": "x"}]}]}})
+    with pytest.raises(Exception, match="no_z"):
         op.execute(context())
     assert warehouse.rows("SELECT * FROM public.enrollments ORDER BY campaign_id, contact_id") == before
 
@@ -589,3 +614,30 @@ def test_a_max_inline_wait_that_is_no_number_of_seconds_fails_before_any_request
         with pytest.raises(InvalidInputError, match=f"max_inline_wait must be a number of seconds .*got {wait!r}"):
             op.execute(context())
     assert sandbox.requests() == []
+
+
+def test_vendor_values_too_long_for_a_column_are_cut_or_skipped_not_refused(warehouse):
+    """What PostgreSQL refuses and SQLite takes: an over-long source or email, a NUL, a key of
+    multi-byte characters longer than an index entry holds."""
+    from airflow_provider_outreach.transfers import create_table, sql_connection, sql_hook
+
+    hook = sql_hook(warehouse.conn_id)
+    page = [
+        {"value": "ann@example.com", "source": "s" * 100, "createdAt": 1767225600000},
+        {"value": "bob\x00@example.com", "source": "api"},
+        {"value": "😀" * 700},  # 700 characters, 2,800 bytes
+    ]
+    with sql_connection(hook) as conn:
+        create_table(conn, lemlist_to_sql.suppression_table_sql(SUPPRESSIONS))
+        assert upsert_suppressions(conn, hook, SUPPRESSIONS, page, "t1") == (2, 0)
+        assert upsert_suppressions(conn, hook, SUPPRESSIONS, page, "t2") == (0, 0)  # an integer createdAt is stable
+        contacts = [{"contact_id": "c1", "email": "e" * 400, "status": "x" * 100}, {"contact_id": "k" * 300}]
+        create_table(conn, leadlex_to_sql.enrollment_table_sql(ENROLLMENTS))
+        assert leadlex_to_sql.replace_campaign(conn, hook, ENROLLMENTS, "cmp", contacts, "t1") == 1
+    rows = _suppression_rows(warehouse)
+    assert [(r[0], len(r[2]), r[3]) for r in rows] == [
+        ("ann@example.com", 64, "1767225600000"),
+        ("bob\ufffd@example.com", 3, None),
+    ]
+    (enrollment,) = warehouse.rows(f"SELECT contact_id, email, status FROM {ENROLLMENTS}")
+    assert (enrollment[0], len(enrollment[1]), len(enrollment[2])) == ("c1", 320, 64)
