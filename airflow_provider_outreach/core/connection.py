@@ -98,7 +98,7 @@ class _Extra:
             raise ConnectionConfigError(
                 f"connection {self.conn_id!r}: extra {name!r} must be a number, got {value!r}"
             ) from None
-        if number <= 0:
+        if not 0 < number < float("inf"):  # also refuses NaN
             raise ConnectionConfigError(f"connection {self.conn_id!r}: extra {name!r} must be positive, got {value!r}")
         return number
 

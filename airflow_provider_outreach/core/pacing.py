@@ -33,6 +33,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import logging
+import math
 import re
 import threading
 import time
@@ -89,19 +90,31 @@ def _now() -> pendulum.DateTime:
     return pendulum.now("UTC")
 
 
+#: the longest wait an answer can ask for (a day, LeadLex's daily cap, and one more): a
+#: larger or non-finite value is read as this, so one odd header cannot block a key for
+#: every worker for years through the shared store
+MAX_ASKED_WAIT = 2 * 86400.0
+
+
+def _bounded(seconds: float) -> float:
+    if math.isnan(seconds):
+        return MAX_ASKED_WAIT
+    return min(max(0.0, seconds), MAX_ASKED_WAIT)
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP date."""
     if value is None or not str(value).strip():
         return None
     text = str(value).strip()
     try:
-        return max(0.0, float(text))
+        return _bounded(float(text))
     except ValueError:
         pass
     when = _parse_date(text)
     if when is None:
         return None
-    return max(0.0, (when - _now()).total_seconds())
+    return _bounded((when - _now()).total_seconds())
 
 
 def parse_reset(value: str | None) -> float | None:
@@ -118,12 +131,14 @@ def parse_reset(value: str | None) -> float | None:
         number = float(text)
     except ValueError:
         when = _parse_date(text)
-        return None if when is None else max(0.0, (when - _now()).total_seconds())
+        return None if when is None else _bounded((when - _now()).total_seconds())
+    if math.isnan(number):
+        return None
     if number > 1e12:  # epoch milliseconds
         number /= 1000.0
     if number > 1e9:  # epoch seconds
-        return max(0.0, number - _now().float_timestamp)
-    return max(0.0, number)
+        return _bounded(number - _now().float_timestamp)
+    return _bounded(number)
 
 
 _JS_ZONE_NAME = re.compile(r"\s*\([^)]*\)\s*$")

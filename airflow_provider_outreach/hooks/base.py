@@ -299,7 +299,28 @@ class OutreachHook(BaseHook):
 
     def get_campaign(self, campaign_id: str) -> dict[str, Any]:
         """The campaign object, ``status`` included."""
-        return self.campaign_from(self.call("GET", self.campaign_path, campaign_id=campaign_id))
+        return self._campaign(self.call("GET", self.campaign_path, campaign_id=campaign_id), campaign_id)
+
+    def _campaign(self, body: Any, campaign_id: str) -> dict[str, Any]:
+        """The campaign object of an answer, with a status this vendor gives.
+
+        :raises InvalidResponseError: no campaign object, or a status the vendor does not give.
+        """
+        try:
+            campaign = self.campaign_from(body)
+        except (KeyError, TypeError, IndexError):
+            campaign = None
+        known = {status.value for status in self.campaign_statuses}
+        if not isinstance(campaign, dict) or campaign.get("status") not in known:
+            found = f"status {campaign.get('status')!r}" if isinstance(campaign, dict) else "no campaign object"
+            raise InvalidResponseError(
+                vendor=self.vendor,
+                status_code=200,
+                method="GET",
+                path=build_path(self.campaign_path, campaign_id=campaign_id),
+                message=f"the answer about campaign {campaign_id} is not one {self.vendor} gives: {found}",
+            )
+        return campaign
 
     # -- async calls (triggers) ------------------------------------------------------------
 
@@ -335,7 +356,7 @@ class OutreachHook(BaseHook):
 
     async def aget_campaign(self, client: AsyncTransport, campaign_id: str) -> dict[str, Any]:
         """The async twin of :meth:`get_campaign`."""
-        return self.campaign_from(await self.acall(client, "GET", self.campaign_path, campaign_id=campaign_id))
+        return self._campaign(await self.acall(client, "GET", self.campaign_path, campaign_id=campaign_id), campaign_id)
 
     # -- connection test and preflight ------------------------------------------------------
 

@@ -51,7 +51,8 @@ class LeadlexHook(OutreachHook):
         return {"campaign_not_found": "campaign", "enrollment_not_found": "enrollment"}.get(error.code or "")
 
     def probe_ok(self, body: Any) -> bool:
-        return isinstance(body, dict) and isinstance(body.get("data", {}).get("campaigns"), list)
+        data = body.get("data") if isinstance(body, dict) else None
+        return isinstance(data, dict) and isinstance(data.get("campaigns"), list)
 
     def campaign_from(self, body: Any) -> dict[str, Any]:
         return body["data"]["campaign"]

@@ -276,3 +276,26 @@ def test_the_connection_pool_holds_every_worker():
 
     op = LeadlexRemoveContactOperator(task_id="t", contact_id="c", campaign_id="x", max_workers=100)
     assert op.get_hook().pool_size >= 100
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-1", "0"])
+def test_a_timeout_that_is_no_positive_finite_number_is_refused(value):
+    with pytest.raises(ConnectionConfigError, match="'timeout' must be positive"):
+        _settings(LemlistHook, {"timeout": value})
+
+
+def test_an_odd_wait_asked_by_an_answer_is_bounded():
+    """One header asking for years (or infinity) must not block a key for every worker,
+    through the shared store, for years: the wait is read as at most two days."""
+    from airflow_provider_outreach.core.pacing import MAX_ASKED_WAIT
+
+    assert MAX_ASKED_WAIT == 2 * 86400
+    for value in ("1e12", "inf", "nan", "Thu, 01 Jan 2099 00:00:00 GMT"):
+        assert parse_retry_after(value) == MAX_ASKED_WAIT, value
+    assert parse_reset("1e15") == MAX_ASKED_WAIT  # epoch milliseconds far ahead
+    assert parse_reset("nan") is None
+
+
+def test_leadlex_probe_with_no_data_is_not_the_api():
+    assert LeadlexHook().probe_ok({"data": None}) is False
+    assert LeadlexHook().probe_ok({"data": {"campaigns": []}}) is True

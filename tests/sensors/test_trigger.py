@@ -132,3 +132,28 @@ def test_trigger_never_uses_the_sync_connection_lookup(seeded, monkeypatch):
 def test_bad_connection_is_an_error_event(seeded):
     event = _first_event(_trigger(conn_id="no_such_connection"))
     assert event["status"] == "error" and "no_such_connection" in event["message"]
+
+
+@pytest.mark.parametrize("body", [{"data": {"campaign": {"id": "cmp_active", "status": "deleted"}}}, [], None])
+def test_an_answer_with_no_known_status_ends_the_wait_with_an_error(seeded, monkeypatch, body):
+    """A status the vendor does not give, or no campaign object at all, is no reason to keep
+    polling until the deadline (nor to crash the trigger): the answer is not recognised."""
+    from airflow_provider_outreach.hooks.leadlex import LeadlexHook
+
+    async def odd_answer(self, client, method, template, **params):
+        return body
+
+    monkeypatch.setattr(LeadlexHook, "acall", odd_answer)
+    started = time.monotonic()
+    event = _first_event(_trigger())
+    assert event["status"] == "error" and "is not one leadlex gives" in event["message"]
+    assert time.monotonic() - started < 10  # at the first answer, not at the 30 s deadline
+
+
+def test_a_campaign_with_a_status_the_vendor_does_not_give_is_refused():
+    from airflow_provider_outreach.exceptions import InvalidResponseError
+    from airflow_provider_outreach.hooks.lemlist import LemlistHook
+
+    with pytest.raises(InvalidResponseError, match="status 'deleted'"):
+        LemlistHook()._campaign({"_id": "cam_1", "status": "deleted"}, "cam_1")
+    assert LemlistHook()._campaign({"_id": "cam_1", "status": "draft"}, "cam_1")["status"] == "draft"
