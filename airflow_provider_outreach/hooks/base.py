@@ -221,10 +221,20 @@ class OutreachHook(BaseHook):
         query: Mapping[str, Any] | None,
         json_body: Any,
     ) -> Any:
-        from airflow_provider_outreach.core.pacing import PacingWait, parse_rate_headers
+        ticket = self._take_ticket(method, path)
+        answer = None
+        try:
+            answer = transport.send(self.vendor, method, path, query, json_body, self.timeout)
+        finally:
+            self._return_ticket(ticket, answer)
+        return self.read_answer(answer, method, template, path)
+
+    def _take_ticket(self, method: str, path: str) -> Any:
+        """The pacer's go for one request (it may sleep, and reads the shared store)."""
+        from airflow_provider_outreach.core.pacing import PacingWait
 
         try:
-            ticket = self.pacer.acquire(self.max_inline_wait)
+            return self.pacer.acquire(self.max_inline_wait)
         except PacingWait as wait:
             raise RateLimitError(
                 vendor=self.vendor,
@@ -233,13 +243,13 @@ class OutreachHook(BaseHook):
                 message="the rate limit is used up; waiting for the reset would exceed max_inline_wait",
                 retry_after=wait.wait,
             ) from None
-        answer = None
-        try:
-            answer = transport.send(self.vendor, method, path, query, json_body, self.timeout)
-        finally:
-            info = parse_rate_headers(answer.headers) if answer is not None else None
-            self.pacer.release(ticket, info, answer.status_code if answer is not None else None)
-        return self.read_answer(answer, method, template, path)
+
+    def _return_ticket(self, ticket: Any, answer: Answer | None) -> None:
+        """Tell the pacer how the request went: the answer's rate headers, or no answer."""
+        from airflow_provider_outreach.core.pacing import parse_rate_headers
+
+        info = parse_rate_headers(answer.headers) if answer is not None else None
+        self.pacer.release(ticket, info, answer.status_code if answer is not None else None)
 
     def read_answer(self, answer: Answer, method: str, template: str, path: str) -> Any:
         """The parsed JSON of a success answer, or the typed error of any other.
@@ -352,7 +362,17 @@ class OutreachHook(BaseHook):
     async def _asend_once(
         self, client: AsyncTransport, method: str, template: str, path: str, query: Mapping[str, Any] | None
     ) -> Any:
-        return self.read_answer(await client.send(self.vendor, method, path, query, None), method, template, path)
+        """Paced like a sync call, in the same budget; the pacer's waits and store reads run
+        in a worker thread, never on the event loop."""
+        import asyncio
+
+        ticket = await asyncio.to_thread(self._take_ticket, method, path)
+        answer = None
+        try:
+            answer = await client.send(self.vendor, method, path, query, None)
+        finally:
+            await asyncio.to_thread(self._return_ticket, ticket, answer)
+        return self.read_answer(answer, method, template, path)
 
     async def aget_campaign(self, client: AsyncTransport, campaign_id: str) -> dict[str, Any]:
         """The async twin of :meth:`get_campaign`."""

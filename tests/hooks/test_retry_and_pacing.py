@@ -156,3 +156,28 @@ def test_rate_limit_from_connection_extra(sandbox, connections):
     with ThreadPoolExecutor(max_workers=6) as pool:
         list(pool.map(lambda _: hook.get_campaign("cmp_live"), range(12)))
     assert _statuses(sandbox, "dialnexa") == [200] * 12
+
+
+def test_async_calls_are_paced_in_the_same_budget_as_sync_calls(sandbox, connections):
+    """What the triggers use: 30 async reads at once on a key limited to 4 per second, while
+    a sync caller of the same key sends too. No 429: the async reads wait for their turn."""
+    import asyncio
+
+    sandbox.seed(base_seed())
+    sandbox.configure(limits={"dialnexa": [{"limit": 4, "window": 1}]})
+    connections("dialnexa", "dialnexa_paced", rate_limit=4, rate_limit_period=1)
+
+    async def reads() -> list:
+        hook = DialnexaHook("dialnexa_paced")
+        await hook.aload_connection()
+        async with hook.async_client() as client:
+            return await asyncio.gather(*(hook.aget_campaign(client, "cmp_live") for _ in range(30)))
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        sync = pool.submit(lambda: [DialnexaHook("dialnexa_paced").get_campaign("cmp_live") for _ in range(6)])
+        campaigns = asyncio.run(reads())
+        sync.result()
+    assert [c["id"] for c in campaigns] == ["cmp_live"] * 30
+    assert _statuses(sandbox, "dialnexa") == [200] * 36
+    assert time.monotonic() - started >= (36 - 4) / 4  # the rate was honoured: at least 8 s for 36 requests
