@@ -18,7 +18,12 @@ from requests.adapters import HTTPAdapter
 
 from airflow_provider_outreach import __version__
 from airflow_provider_outreach.core.connection import ConnectionSettings
-from airflow_provider_outreach.exceptions import TLSVerificationError, TransportError, snippet
+from airflow_provider_outreach.exceptions import (
+    TLSVerificationError,
+    TransportError,
+    UnexpectedResponseError,
+    snippet,
+)
 
 USER_AGENT = f"airflow-provider-outreach/{__version__}"
 HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
@@ -86,6 +91,8 @@ class SyncTransport:
                 verify=self.settings.verify,
                 allow_redirects=method in SAFE_METHODS,
             )
+        except requests.TooManyRedirects as exc:
+            raise redirect_loop(vendor, method, path, exc) from None
         except requests.RequestException as exc:
             raise transport_error(exc)(vendor=vendor, method=method, path=path, message=describe(exc)) from None
         return Answer(response.status_code, response.headers, response.text, response.reason)
@@ -128,6 +135,8 @@ class AsyncTransport:
                 json=json_body,
                 follow_redirects=method in SAFE_METHODS,
             )
+        except httpx.TooManyRedirects as exc:
+            raise redirect_loop(vendor, method, path, exc) from None
         except httpx.HTTPError as exc:
             kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "connection failed"
             text = snippet(str(exc), 160) or type(exc).__doc__.splitlines()[0].strip().rstrip(".").lower()
@@ -135,6 +144,13 @@ class AsyncTransport:
                 vendor=vendor, method=method, path=path, message=f"{kind} ({type(exc).__name__}: {text})"
             ) from None
         return Answer(response.status_code, response.headers, response.text, response.reason_phrase)
+
+
+def redirect_loop(vendor: str, method: str, path: str, exc: BaseException) -> UnexpectedResponseError:
+    """A read redirected on and on: an answer no API gives, not a blip (no retry)."""
+    return UnexpectedResponseError(
+        vendor=vendor, method=method, path=path, message=f"redirected too many times ({type(exc).__name__})"
+    )
 
 
 def transport_error(exc: BaseException) -> type[TransportError]:

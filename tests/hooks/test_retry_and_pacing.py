@@ -181,3 +181,14 @@ def test_async_calls_are_paced_in_the_same_budget_as_sync_calls(sandbox, connect
     assert [c["id"] for c in campaigns] == ["cmp_live"] * 30
     assert _statuses(sandbox, "dialnexa") == [200] * 36
     assert time.monotonic() - started >= (36 - 4) / 4  # the rate was honoured: at least 8 s for 36 requests
+
+
+def test_a_redirect_loop_on_a_read_is_not_retried(seeded):
+    """A read that redirects to itself on and on (a misconfigured proxy): requests gives up
+    after 30 hops, and that is an answer no API gives, not a blip to retry 8 times."""
+    from airflow_provider_outreach.exceptions import UnexpectedResponseError
+
+    seeded.inject("dialnexa", [{"kind": "redirect", "status": 302}] * 200)
+    with pytest.raises(UnexpectedResponseError, match="redirected too many times"):
+        DialnexaHook(backoff=0.01).get_campaign("cmp_live")
+    assert len(seeded.requests(vendor="dialnexa")) <= 31
