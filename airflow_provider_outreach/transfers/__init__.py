@@ -104,6 +104,13 @@ def create_table(conn: Any, sql: str) -> None:
     retry_on_conflict(create)
 
 
+def cell(value: Any, width: int | None) -> str | None:
+    """A vendor's value as text the column holds: cut to ``width``, storable anywhere."""
+    from airflow_provider_outreach.audit import fit
+
+    return None if value is None else fit(str(value), width)
+
+
 def placeholders(hook: DbApiHook, count: int) -> str:
     """``?, ?, ?`` or ``%s, %s, %s``: the driver's parameter marker ``count`` times."""
     return ", ".join([hook.placeholder] * count)

@@ -10,6 +10,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_outreach.core.task_state import task_state_store
 from airflow_provider_outreach.transfers import (
+    cell,
     checked_table_name,
     create_table,
     defer_until_reset,
@@ -35,16 +36,18 @@ PROGRESS_KEY = "outreach_leadlex_enrollments_progress"
 CAMPAIGN_IDS_BYTES_PER_KEY = 60_000
 #: campaigns or enrollments per request (LeadLex's maximum)
 PAGE_SIZE = 100
-#: longest campaign or contact id the table's key columns hold
+#: longest campaign or contact id the table's key columns hold; widths of the other columns
 MAX_ID_LENGTH = 255
+EMAIL_WIDTH, STATUS_WIDTH = 320, 64
 ENROLLMENT_COLUMNS = ("campaign_id", "contact_id", "email", "status", "seen_at")
 
 
 def enrollment_table_sql(table: str) -> str:
     return (
         f"CREATE TABLE IF NOT EXISTS {table} ("
-        "campaign_id VARCHAR(255) NOT NULL, contact_id VARCHAR(255) NOT NULL, email VARCHAR(320), "
-        "status VARCHAR(64), seen_at VARCHAR(40) NOT NULL, PRIMARY KEY (campaign_id, contact_id))"
+        f"campaign_id VARCHAR({MAX_ID_LENGTH}) NOT NULL, contact_id VARCHAR({MAX_ID_LENGTH}) NOT NULL, "
+        f"email VARCHAR({EMAIL_WIDTH}), status VARCHAR({STATUS_WIDTH}), seen_at VARCHAR(40) NOT NULL, "
+        "PRIMARY KEY (campaign_id, contact_id))"
     )
 
 
@@ -57,19 +60,16 @@ def replace_campaign(
 ) -> int:
     """Replace a campaign's rows by ``contacts`` in one transaction (DELETE + INSERT); returns the rows.
     Run again when a concurrent run of the copy inserted the same rows meanwhile."""
-    from airflow_provider_outreach.audit import fit
-
     rows: dict[str, tuple] = {}
     for contact in contacts:
         contact_id = contact.get("contact_id")
         if contact_id is None or contact_id == "" or len(str(contact_id)) > MAX_ID_LENGTH:
             continue  # no key the table can hold
-        email, status = contact.get("email"), contact.get("status")
         rows[str(contact_id)] = (
             campaign_id,
-            fit(str(contact_id), None),
-            None if email is None else fit(str(email), 320),
-            None if status is None else fit(str(status), 64),
+            cell(contact_id, None),
+            cell(contact.get("email"), EMAIL_WIDTH),
+            cell(contact.get("status"), STATUS_WIDTH),
             now,
         )
 

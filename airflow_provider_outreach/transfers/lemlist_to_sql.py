@@ -12,6 +12,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_outreach.core.task_state import task_state_store
 from airflow_provider_outreach.transfers import (
+    cell,
     checked_table_name,
     create_table,
     defer_until_reset,
@@ -38,6 +39,8 @@ PAGE_SIZE = 100
 #: what fits a PostgreSQL index entry
 MAX_VALUE_LENGTH = 768
 MAX_VALUE_BYTES = 2700
+#: width of the source and created_at columns
+TEXT_WIDTH = 64
 SUPPRESSION_COLUMNS = ("value", "kind", "source", "created_at", "first_seen_at")
 
 _EMAIL = re.compile(r"^[^@\s/]+@[^@\s/]+$")
@@ -48,7 +51,7 @@ def suppression_table_sql(table: str) -> str:
     return (
         f"CREATE TABLE IF NOT EXISTS {table} ("
         f"value VARCHAR({MAX_VALUE_LENGTH}) NOT NULL PRIMARY KEY, kind VARCHAR(16) NOT NULL, "
-        "source VARCHAR(64), created_at VARCHAR(64), first_seen_at VARCHAR(40) NOT NULL)"
+        f"source VARCHAR({TEXT_WIDTH}), created_at VARCHAR({TEXT_WIDTH}), first_seen_at VARCHAR(40) NOT NULL)"
     )
 
 
@@ -65,24 +68,16 @@ def suppression_row(record: Any) -> tuple[str, str, Any, Any] | None:
     """``(value, kind, source, created_at)`` of a lemlist record; emails and domains lowercased,
     the other fields as text cut to their columns. ``None`` for a record with no storable
     value (none, or longer than the key column holds)."""
-    from airflow_provider_outreach.audit import fit
-
     value = record.get("value") if isinstance(record, dict) else None
     if not isinstance(value, str) or not value.strip():
         return None
-    value = fit(value.strip(), None)
+    value = cell(value.strip(), None)
     if len(value) > MAX_VALUE_LENGTH or len(value.encode("utf-8")) > MAX_VALUE_BYTES:
         return None
     kind = suppression_kind(value)
     if kind != "other":
         value = value.lower()
-    source, created_at = (record.get(name) for name in ("source", "createdAt"))
-    return (
-        value,
-        kind,
-        None if source is None else fit(str(source), 64),
-        None if created_at is None else fit(str(created_at), 64),
-    )
+    return value, kind, cell(record.get("source"), TEXT_WIDTH), cell(record.get("createdAt"), TEXT_WIDTH)
 
 
 def upsert_suppressions(conn: Any, hook: DbApiHook, table: str, records: Sequence[Any], now: str) -> tuple[int, int]:
