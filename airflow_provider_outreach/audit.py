@@ -8,11 +8,13 @@ and the time of its own call. Values longer than a column are cut to fit, never 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow_provider_outreach.exceptions import InvalidInputError
+
+T = TypeVar("T")
 
 #: column -> (SQL type, width of a VARCHAR or None)
 COLUMNS: dict[str, tuple[str, int | None]] = {
@@ -33,6 +35,29 @@ COLUMNS: dict[str, tuple[str, int | None]] = {
 }
 AUDIT_COLUMNS = tuple(COLUMNS)
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
+
+
+#: tries of one transaction (or table change) that another task's concurrent one made fail
+CONFLICT_ATTEMPTS = 3
+
+
+def is_integrity_error(exc: BaseException) -> bool:
+    """Whether a driver's error is a constraint violation (PEP 249 ``IntegrityError``, any driver)."""
+    return any(cls.__name__ == "IntegrityError" for cls in type(exc).__mro__)
+
+
+def retry_on_conflict(work: Callable[[], T], conflict: Callable[[BaseException], bool] = is_integrity_error) -> T:
+    """Run ``work`` (one transaction) again when ``conflict`` says another task's concurrent
+    work made it fail (by default: it violated a key). The transaction was rolled back, and
+    the next try sees what the other task committed."""
+    attempt = 1
+    while True:
+        try:
+            return work()
+        except Exception as exc:
+            if attempt >= CONFLICT_ATTEMPTS or not conflict(exc):
+                raise
+            attempt += 1
 
 
 def check_table_name(table: str, what: str = "audit_table") -> None:
@@ -107,21 +132,12 @@ class AuditTrail:
             self._hook = BaseHook.get_hook(self.conn_id)
         return self._hook
 
-    def ensure_table(self, attempts: int = 3) -> None:
+    def ensure_table(self) -> None:
         """Create the table if missing; add the columns an older table lacks. Tasks doing so
-        at once all go on (PostgreSQL then reports a key violation in its catalog, or a
-        column another task just added): the step is tried again."""
-        import random
-        import time
-
-        for attempt in range(1, attempts + 1):
-            try:
-                self._ensure_table()
-                return
-            except Exception:
-                if attempt == attempts:
-                    raise
-                time.sleep(random.uniform(0.05, 0.3) * attempt)
+        at once all go on: the step is tried again whatever the error, as each database words
+        the race its own way (a key violation in PostgreSQL's catalog, a column another task
+        just added)."""
+        retry_on_conflict(self._ensure_table, conflict=lambda exc: True)
 
     def _ensure_table(self) -> None:
         self.hook.run(create_table_sql(self.table))

@@ -7,9 +7,9 @@ every DAG parse); those load when a task runs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow_provider_outreach.exceptions import InvalidInputError
 
@@ -19,10 +19,6 @@ if TYPE_CHECKING:
 
 #: rows per ``executemany`` call
 INSERT_BATCH_SIZE = 1000
-#: tries of one transaction that a concurrent run of the same copy made conflict
-CONFLICT_ATTEMPTS = 3
-
-T = TypeVar("T")
 
 
 def checked_table_name(table: Any) -> str:
@@ -75,27 +71,11 @@ def transaction(conn: Any) -> Iterator[Any]:
         cursor.close()
 
 
-def is_integrity_error(exc: BaseException) -> bool:
-    """Whether a driver's error is a constraint violation (PEP 249 ``IntegrityError``, any driver)."""
-    return any(cls.__name__ == "IntegrityError" for cls in type(exc).__mro__)
-
-
-def retry_on_conflict(work: Callable[[], T]) -> T:
-    """Run ``work`` (one transaction) again when another run of the same copy made it violate a
-    key: the transaction was rolled back, and the next try sees the other run's rows."""
-    attempt = 1
-    while True:
-        try:
-            return work()
-        except Exception as exc:
-            if attempt >= CONFLICT_ATTEMPTS or not is_integrity_error(exc):
-                raise
-            attempt += 1
-
-
 def create_table(conn: Any, sql: str) -> None:
     """``CREATE TABLE IF NOT EXISTS``, in its own transaction; two runs creating it at once
     (PostgreSQL then reports a key violation in its catalog) both go on."""
+
+    from airflow_provider_outreach.audit import retry_on_conflict
 
     def create() -> None:
         with transaction(conn) as cursor:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
+from airflow_provider_outreach.audit import retry_on_conflict
 from airflow_provider_outreach.core.task_state import task_state_store
 from airflow_provider_outreach.transfers import (
     cell,
@@ -17,7 +18,6 @@ from airflow_provider_outreach.transfers import (
     insert_many,
     placeholders,
     quota_wait,
-    retry_on_conflict,
     sql_connection,
     sql_hook,
     transaction,

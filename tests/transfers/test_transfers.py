@@ -275,7 +275,7 @@ def test_a_concurrent_run_inserting_the_same_values_is_absorbed(warehouse):
 
 
 def test_an_error_that_is_no_conflict_is_not_retried(warehouse):
-    from airflow_provider_outreach.transfers import retry_on_conflict
+    from airflow_provider_outreach.audit import retry_on_conflict
 
     calls = []
 
