@@ -90,6 +90,29 @@ def airflow_db():
     db.initdb()
 
 
+class FakeConnection:
+    """The fields of an Airflow Connection that ``ConnectionSettings`` reads."""
+
+    def __init__(self, extra: dict) -> None:
+        self.extra_dejson = extra
+        self.password = "k"
+        self.host = None
+        self.port = None
+
+
+def connection_settings(hook_cls, extra: dict):
+    """``ConnectionSettings`` of a connection of ``hook_cls`` with this extra."""
+    from airflow_provider_outreach.core.connection import ConnectionSettings
+
+    return ConnectionSettings.parse(
+        FakeConnection(extra),
+        conn_id="c",
+        vendor=hook_cls.vendor,
+        default_base_url=hook_cls.default_base_url,
+        default_rate_limit=hook_cls.default_rate_limit,
+    )
+
+
 class RecordingTI:
     """The few task-instance calls an operator makes when run outside a DAG run."""
 

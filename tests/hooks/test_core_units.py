@@ -27,6 +27,7 @@ from airflow_provider_outreach.exceptions import (
 from airflow_provider_outreach.hooks.dialnexa import DialnexaHook
 from airflow_provider_outreach.hooks.leadlex import LeadlexHook
 from airflow_provider_outreach.hooks.lemlist import LemlistHook
+from tests.conftest import connection_settings
 
 
 @pytest.mark.parametrize(
@@ -215,47 +216,27 @@ def test_adaptive_pacer_refills_at_reset():
 # -- connection settings: parsed once, empty or null means the default ------------------------
 
 
-class _Conn:
-    def __init__(self, extra: dict, password: str = "k", host: str | None = None, port: int | None = None) -> None:
-        self.extra_dejson = extra
-        self.password = password
-        self.host = host
-        self.port = port
-
-
-def _settings(hook_cls, extra: dict):
-    from airflow_provider_outreach.core.connection import ConnectionSettings
-
-    return ConnectionSettings.parse(
-        _Conn(extra),
-        conn_id="c",
-        vendor=hook_cls.vendor,
-        default_base_url=hook_cls.default_base_url,
-        default_rate_limit=hook_cls.default_rate_limit,
-    )
-
-
 @pytest.mark.parametrize("value", [None, "", "  "])
 def test_null_or_empty_tls_and_proxy_fields_mean_the_default(value):
-    settings = _settings(LemlistHook, {"verify_ssl": value, "trust_env": value, "timeout": value})
+    settings = connection_settings(LemlistHook, {"verify_ssl": value, "trust_env": value, "timeout": value})
     assert (settings.verify, settings.trust_env, settings.timeout) == (True, True, (10.0, 30.0))
 
 
 @pytest.mark.parametrize("value", [False, "false", "0", "off"])
 def test_tls_verification_is_off_only_when_asked(value):
-    assert _settings(LemlistHook, {"verify_ssl": value}).verify is False
+    assert connection_settings(LemlistHook, {"verify_ssl": value}).verify is False
 
 
 def test_rate_limit_period_alone_applies_to_the_default_limit():
-    assert _settings(LemlistHook, {"rate_limit": None, "rate_limit_period": 4}).rate_limit == (20, 4.0)
-    assert _settings(LemlistHook, {"rate_limit": 5, "rate_limit_period": None}).rate_limit == (5, 2.0)
-    assert _settings(LeadlexHook, {}).rate_limit is None
+    assert connection_settings(LemlistHook, {"rate_limit": None, "rate_limit_period": 4}).rate_limit == (20, 4.0)
+    assert connection_settings(LemlistHook, {"rate_limit": 5, "rate_limit_period": None}).rate_limit == (5, 2.0)
+    assert connection_settings(LeadlexHook, {}).rate_limit is None
     with pytest.raises(ConnectionConfigError, match="rate_limit_period"):
-        _settings(LeadlexHook, {"rate_limit_period": 60})
+        connection_settings(LeadlexHook, {"rate_limit_period": 60})
 
 
 def test_settings_repr_hides_the_key():
-    settings = _settings(LemlistHook, {})
+    settings = connection_settings(LemlistHook, {})
     assert "k" not in repr(settings).replace("conn_id", "").replace("timeout", "").replace("api.lemlist", "")
 
 
@@ -281,7 +262,7 @@ def test_the_connection_pool_holds_every_worker():
 @pytest.mark.parametrize("value", ["inf", "nan", "-1", "0"])
 def test_a_timeout_that_is_no_positive_finite_number_is_refused(value):
     with pytest.raises(ConnectionConfigError, match="'timeout' must be positive"):
-        _settings(LemlistHook, {"timeout": value})
+        connection_settings(LemlistHook, {"timeout": value})
 
 
 def test_an_odd_wait_asked_by_an_answer_is_bounded():

@@ -23,7 +23,7 @@ from airflow_provider_outreach.hooks.leadlex import LeadlexHook
 from airflow_provider_outreach.hooks.lemlist import LemlistHook
 from airflow_provider_outreach.sandbox import DEFAULT_KEYS
 from tests import secrets_watch
-from tests.conftest import REPO, MemoryStateStore, RecordingTI
+from tests.conftest import REPO, MemoryStateStore, RecordingTI, connection_settings
 from tests.seeds import lemlist_bulk_seed
 
 LEMLIST_RPS = 10.0  # the sandbox's default lemlist limit: 20 requests / 2 s
@@ -277,29 +277,11 @@ def test_fixed_window_counts_every_process(two_stores):
 # -- settings, names, rights -------------------------------------------------------------------------
 
 
-class _Conn:
-    def __init__(self, extra: dict) -> None:
-        self.extra_dejson = extra
-        self.password = "k"
-        self.host = None
-        self.port = None
-
-
-def _settings(extra: dict, hook_cls=LemlistHook):
-    from airflow_provider_outreach.core.connection import ConnectionSettings
-
-    return ConnectionSettings.parse(
-        _Conn(extra),
-        conn_id="c",
-        vendor=hook_cls.vendor,
-        default_base_url=hook_cls.default_base_url,
-        default_rate_limit=hook_cls.default_rate_limit,
-    )
-
-
 @pytest.mark.parametrize("value", [None, "", "  "])
 def test_null_or_empty_sharing_fields_mean_the_default(value, store_dir):
-    settings = _settings({"shared_rate_limit": value, "redis_conn_id": value, "rate_limit_dir": value})
+    settings = connection_settings(
+        LemlistHook, {"shared_rate_limit": value, "redis_conn_id": value, "rate_limit_dir": value}
+    )
     assert (settings.shared_rate_limit, settings.redis_conn_id, settings.rate_limit_dir) == (True, None, None)
     spec = budget_spec(settings)
     assert (spec.kind, spec.location) == ("file", str(store_dir))
@@ -308,13 +290,16 @@ def test_null_or_empty_sharing_fields_mean_the_default(value, store_dir):
 def test_where_the_budget_is_shared(tmp_path, monkeypatch):
     monkeypatch.delenv("OUTREACH_RATE_LIMIT_DIR", raising=False)
     home = os.environ["AIRFLOW_HOME"]
-    assert budget_spec(_settings({})).location == str(Path(home) / "outreach-rate-limits")
-    assert budget_spec(_settings({"rate_limit_dir": str(tmp_path)})).location == str(tmp_path)
-    spec = budget_spec(_settings({"redis_conn_id": "my_redis", "rate_limit_dir": str(tmp_path)}))
+    assert budget_spec(connection_settings(LemlistHook, {})).location == str(Path(home) / "outreach-rate-limits")
+    assert budget_spec(connection_settings(LemlistHook, {"rate_limit_dir": str(tmp_path)})).location == str(tmp_path)
+    spec = budget_spec(connection_settings(LemlistHook, {"redis_conn_id": "my_redis", "rate_limit_dir": str(tmp_path)}))
     assert (spec.kind, spec.location) == ("redis", "my_redis")
-    assert budget_spec(_settings({"shared_rate_limit": "false", "redis_conn_id": "my_redis"})) is None
+    assert (
+        budget_spec(connection_settings(LemlistHook, {"shared_rate_limit": "false", "redis_conn_id": "my_redis"}))
+        is None
+    )
     with pytest.raises(ConnectionConfigError, match="redis_conn_id"):
-        _settings({"redis_conn_id": 3})
+        connection_settings(LemlistHook, {"redis_conn_id": 3})
 
 
 def test_store_files_name_no_key_and_every_worker_user_can_use_them(store_dir):
