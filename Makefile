@@ -26,7 +26,7 @@ demo: $(STAMP)
 	$(BIN)/python demo/run.py
 
 airflow: $(STAMP)
-	bash demo/airflow.sh
+	$(BIN)/python demo/airflow.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/parse_cost.py

@@ -21,6 +21,8 @@ COLUMNS: dict[str, tuple[str, int | None]] = {
     "vendor": ("VARCHAR(32) NOT NULL", 32),
     "action": ("VARCHAR(64) NOT NULL", 64),
     "item": ("VARCHAR(2048) NOT NULL", 2048),
+    #: the campaign the item was addressed in, for campaign-scoped actions
+    "campaign_id": ("VARCHAR(255)", 255),
     "outcome": ("VARCHAR(32) NOT NULL", 32),
     "status": ("INTEGER", None),
     "code": ("VARCHAR(128)", 128),
@@ -115,13 +117,16 @@ class AuditTrail:
     :param conn_id: any common-sql connection (SQLite, PostgreSQL, Snowflake, ...).
     """
 
-    def __init__(self, conn_id: str, table: str, scope: TaskScope, vendor: str, action: str) -> None:
+    def __init__(
+        self, conn_id: str, table: str, scope: TaskScope, vendor: str, action: str, campaign_id: str | None = None
+    ) -> None:
         check_table_name(table)
         self.conn_id = conn_id
         self.table = table
         self.scope = scope
         self.vendor = vendor
         self.action = action
+        self.campaign_id = campaign_id
         self._hook: Any = None
 
     @property
@@ -163,6 +168,7 @@ class AuditTrail:
             self.vendor,
             self.action,
             item,
+            self.campaign_id,
             outcome,
             status,
             code,
@@ -193,5 +199,27 @@ class AuditTrail:
             "ORDER BY try_number, recorded_at"
         )
         params = (self.vendor, self.action, s.dag_id, s.run_id, s.task_id, s.map_index)
+        return self._records(sql, params)
+
+    def proven_items(self, proof: Sequence[str], contradiction: tuple[str, str]) -> list[str]:
+        """Items this vendor proved done for this action and campaign, in any run: a row
+        with an outcome in ``proof`` that no later ``contradiction`` row (an ``(action,
+        outcome)`` such as a read-back check's ``not_honoured``) for the same item and
+        campaign contradicts. Rows written before the table had a ``campaign_id`` column
+        prove nothing for a campaign-scoped action."""
+        same_campaign = "{t}.campaign_id = %s" if self.campaign_id is not None else "{t}.campaign_id IS NULL"
+        campaign = [self.campaign_id] if self.campaign_id is not None else []
+        marks = ", ".join(["%s"] * len(proof))
+        sql = (
+            f"SELECT DISTINCT p.item FROM {self.table} p "
+            f"WHERE p.vendor = %s AND p.action = %s AND p.outcome IN ({marks}) AND {same_campaign.format(t='p')} "
+            f"AND NOT EXISTS (SELECT 1 FROM {self.table} c WHERE c.vendor = p.vendor AND c.item = p.item "
+            f"AND c.action = %s AND c.outcome = %s AND {same_campaign.format(t='c')} AND c.recorded_at > p.recorded_at)"
+        )
+        params = (self.vendor, self.action, *proof, *campaign, *contradiction, *campaign)
+        return [row[0] for row in self._records(sql, params)]
+
+    def _records(self, sql: str, params: Sequence[Any]) -> list[tuple]:
+        """Rows of ``sql``, written with ``%s`` markers, in the driver's own marker."""
         placeholder = getattr(self.hook, "placeholder", "%s")
-        return self.hook.get_records(sql.replace("%s", placeholder), parameters=params) or []
+        return self.hook.get_records(sql.replace("%s", placeholder), parameters=tuple(params)) or []

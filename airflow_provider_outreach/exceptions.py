@@ -12,19 +12,21 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 
 class OutreachError(AirflowException):
     """Base of every error raised by this provider."""
 
 
-class InvalidInputError(OutreachError, ValueError):
-    """A value given to a hook or operator is unusable; raised before any request is sent."""
+class InvalidInputError(OutreachError, AirflowFailException, ValueError):
+    """A value given to a hook or operator is unusable; raised before any request is sent.
+    A task failing on it is not retried: the same input would fail again."""
 
 
-class ConnectionConfigError(OutreachError):
-    """The Airflow connection is unusable (no API key, unsafe base URL, bad extra)."""
+class ConnectionConfigError(OutreachError, AirflowFailException):
+    """The Airflow connection is unusable (no API key, unsafe base URL, bad extra); a task
+    failing on it is not retried until the connection is fixed."""
 
 
 class OutreachAPIError(OutreachError):

@@ -1,9 +1,12 @@
 """``make demo``: the suppression sync, end to end, on the local sandbox and a SQLite warehouse.
 
-Starts the sandbox with its demo data, builds an embedded warehouse with a day of
-opt-outs, points Airflow connections at both, runs ``outreach_suppression_sync`` and
-``outreach_draft_campaign_cleanup`` for real (``dag.test()`` with a throwaway
-AIRFLOW_HOME), prints a short report and exits 0 only when every opt-out is honoured.
+Starts the sandbox with its demo data and builds an embedded warehouse whose CRM recorded
+opt-outs before the provider was installed. Then runs ``outreach_suppression_sync`` for
+real (``dag.test()`` with a throwaway AIRFLOW_HOME) twice: the first run after install,
+which catches up on those opt-outs, and the next day's run after the day's events (new CRM
+opt-outs, people unsubscribing inside lemlist, an import re-adding an opted-out person to
+LeadLex); then ``outreach_draft_campaign_cleanup``. Prints a short report and exits 0 only
+when every step did what it must.
 """
 
 from __future__ import annotations
@@ -33,10 +36,10 @@ import pendulum  # noqa: E402
 
 from airflow_provider_outreach.sandbox import DEFAULT_KEYS, SandboxClient  # noqa: E402
 from airflow_provider_outreach.sandbox.process import start_sandbox_process  # noqa: E402
-from demo import verify, warehouse  # noqa: E402
-from demo.scenario import lemlist_origin_people, simulate_earlier_syncs  # noqa: E402
+from demo import scenario, verify, warehouse  # noqa: E402
 
 SEED = REPO / "airflow_provider_outreach" / "sandbox" / "demo_seed.json"
+AUDIT = "outreach_suppression_audit"
 
 
 @contextmanager
@@ -65,6 +68,22 @@ def set_connections(sandbox: SandboxClient, warehouse_db: Path) -> None:
     os.environ["AIRFLOW_CONN_OUTREACH_WAREHOUSE"] = json.dumps({"conn_type": "sqlite", "host": str(warehouse_db)})
 
 
+def audit_counts(warehouse_db: Path, run_id: str) -> dict[str, dict[str, int]]:
+    """Audit rows of one run, per tool and action: the count of each outcome."""
+    counts: dict[str, dict[str, int]] = {}
+    with sqlite3.connect(warehouse_db) as db:
+        for vendor, action, outcome, n in db.execute(
+            f"SELECT vendor, action, outcome, count(*) FROM {AUDIT} WHERE run_id = ? GROUP BY vendor, action, outcome",
+            (run_id,),
+        ):
+            counts.setdefault(f"{vendor} {action}", {})[outcome] = n
+    return counts
+
+
+def failed_tasks(dag_run) -> set[str]:
+    return {ti.task_id for ti in dag_run.get_task_instances() if ti.state == "failed"}
+
+
 def main() -> int:
     started = time.monotonic()
     proc, url = start_sandbox_process("--demo")
@@ -72,40 +91,12 @@ def main() -> int:
     try:
         sandbox = SandboxClient(url)
         seed = json.loads(SEED.read_text())
-        people = warehouse.emails_in(seed)
-        in_window = people[::4] + ["Person008@Example.com", "new.signup@example.org"]
-        taken = {x.lower() for x in in_window}
-        before_window = [e for e in people[2::9][:10] if e.lower() not in taken]
-        enrolled = [c["email"].lower() for camp in seed["leadlex"]["campaigns"] for c in camp.get("contacts", [])]
-        before_window += [e for e in enrolled if e not in taken][:1]  # one of them to be re-added to LeadLex
-        taken |= {e.lower() for e in before_window}
-        from_lemlist = lemlist_origin_people(seed, taken)
-        window_start = pendulum.today("UTC").subtract(days=1)
+        who = scenario.people(seed)
+        today = pendulum.today("UTC")
         warehouse_db = HOME / "warehouse.db"
-        warehouse.build(warehouse_db, seed, in_window, before_window, window_start)
+        warehouse.build(warehouse_db, seed)
+        warehouse.add_optouts(warehouse_db, who["earlier"], today.subtract(days=30))
         set_connections(sandbox, warehouse_db)
-
-        with quiet(log_path):
-            readded = simulate_earlier_syncs(seed, before_window, warehouse_db, window_start.subtract(days=2))
-            campaign_id, contact_id, readded_email = readded
-            sandbox.seed(
-                {
-                    "leadlex": {
-                        "campaigns": [
-                            {"id": campaign_id, "contacts": [{"contact_id": contact_id, "email": readded_email}]}
-                        ]
-                    }
-                }
-            )
-            sources = ["lead", "bounced", "abuse", "lead", "user"]
-            sandbox.seed(
-                {
-                    "lemlist": {
-                        "unsubscribes": [{"value": e, "source": s} for e, s in zip(from_lemlist, sources, strict=False)]
-                    }
-                }
-            )
-        before = sandbox.state()
 
         with quiet(log_path):
             from airflow.dag_processing.dagbag import DagBag
@@ -115,88 +106,105 @@ def main() -> int:
             bag = DagBag(dag_folder=str(REPO / "example_dags"))
             if bag.import_errors:
                 raise SystemExit(f"example DAGs failed to import: {bag.import_errors}")
-            # the run at the end of the day being synced covers exactly that day
-            sync_run = bag.get_dag("outreach_suppression_sync").test(logical_date=window_start.add(days=1))
-            not_success = {ti.task_id for ti in sync_run.get_task_instances() if ti.state == "failed"}
+            sync = bag.get_dag("outreach_suppression_sync")
+            first = sync.test(logical_date=today.subtract(days=1))
+        caught_up = verify.suppression_state(sandbox.state(), who["earlier"])
 
-            drafts = [cid for cid, c in before["leadlex"]["campaigns"].items() if c["status"] == "draft"]
-            pending = [cid for cid, c in before["leadlex"]["campaigns"].items() if c["status"] == "pending_approval"]
-            completed = [cid for cid, c in before["leadlex"]["campaigns"].items() if c["status"] == "completed"]
+        # the day's events: new CRM opt-outs, unsubscribes inside lemlist, an import re-adds someone
+        warehouse.add_optouts(warehouse_db, who["today"], today)
+        sources = ["lead", "bounced", "abuse", "lead", "user"]
+        unsubscribes = [{"value": e, "source": s} for e, s in zip(who["from_lemlist"], sources, strict=False)]
+        sandbox.seed({"lemlist": {"unsubscribes": unsubscribes}})
+        campaign_id, contact_id, readded = scenario.enrollments_of(seed, who["earlier"])[-1]
+        sandbox.seed(
+            {
+                "leadlex": {
+                    "campaigns": [{"id": campaign_id, "contacts": [{"contact_id": contact_id, "email": readded}]}]
+                }
+            }
+        )
+        before = sandbox.state()
+
+        with quiet(log_path):
+            second = sync.test(logical_date=today)
+            campaigns = before["leadlex"]["campaigns"]
+            drafts = [cid for cid, c in campaigns.items() if c["status"] == "draft"]
+            pending = [cid for cid, c in campaigns.items() if c["status"] == "pending_approval"]
+            completed = [cid for cid, c in campaigns.items() if c["status"] == "completed"]
             for cid in pending:  # approval is pending: it is turned back into a draft while we wait
                 sandbox.set_campaign_status("leadlex", cid, "draft", after_seconds=3)
-            cleanup_run = bag.get_dag("outreach_draft_campaign_cleanup").test(
-                run_conf={"campaign_ids": drafts + pending}
-            )
+            cleanup = bag.get_dag("outreach_draft_campaign_cleanup").test(run_conf={"campaign_ids": drafts + pending})
 
         after = sandbox.state()
-        today = in_window + from_lemlist
-        honoured = verify.suppression_state(after, today)
-        untouched = verify.changed(before, after, before_window)
-        reached = verify.suppression_state(after, from_lemlist)
-        summary: dict[str, dict[str, int]] = {}
-        for vendor, action, outcome, n in sqlite3.connect(warehouse_db).execute(
-            "SELECT vendor, action, outcome, count(*) FROM outreach_suppression_audit GROUP BY vendor, action, outcome"
-        ):
-            summary.setdefault(f"{vendor} {action}", {})[outcome] = n
-        not_honoured = (
-            sqlite3.connect(warehouse_db)
-            .execute(
-                "SELECT vendor, item FROM outreach_suppression_audit WHERE action = 'check' AND outcome = 'not_honoured'"
-            )
-            .fetchall()
+        day = who["today"] + who["from_lemlist"]
+        honoured = verify.suppression_state(after, day)
+        reached = verify.suppression_state(after, who["from_lemlist"])
+        untouched = verify.changed(before, after, who["earlier"])
+        first_counts, second_counts = (
+            audit_counts(warehouse_db, first.run_id),
+            audit_counts(warehouse_db, second.run_id),
         )
+        with sqlite3.connect(warehouse_db) as wh:
+            caught = wh.execute(
+                f"SELECT vendor, item FROM {AUDIT} WHERE run_id = ? AND action = 'check' AND outcome = 'not_honoured'",
+                (second.run_id,),
+            ).fetchall()
+            earlier_items = verify.items_of(seed, set(who["earlier"]))
+            resent = [
+                (vendor, item)
+                for vendor, action, item in wh.execute(
+                    f"SELECT vendor, action, item FROM {AUDIT} WHERE run_id = ? AND action <> 'check'", (second.run_id,)
+                )
+                if item.lower() in earlier_items.get((vendor, action), set())
+            ]
         deleted = [cid for cid in drafts + pending if cid not in after["leadlex"]["campaigns"]]
         spared = [cid for cid in completed if cid in after["leadlex"]["campaigns"]]
 
         print("\nOutreach suppression loop — demo report")
+        print(f"  warehouse: {len(who['earlier'])} CRM opt-outs recorded before the provider was installed")
+        print(f"  first run after install: {first.state}; it caught up on them:")
+        print_counts(first_counts)
+        for tool, parts in caught_up.items():
+            print(f"    {tool:<9} honoured {len(parts['honoured']):>3} / {len(who['earlier'])}")
         print(
-            f"  warehouse: {len(in_window)} CRM opt-outs on {window_start.to_date_string()} "
-            f"(+{len(before_window)} from earlier days, suppressed by earlier runs)"
+            f"  the next day: {len(who['today'])} new CRM opt-outs; {len(who['from_lemlist'])} people unsubscribed "
+            f"inside lemlist ({', '.join(sources)}), in no CRM table; an import re-added {readded} "
+            f"(opted out earlier) to LeadLex campaign {campaign_id}"
         )
-        print(
-            f"  lemlist: {len(from_lemlist)} people unsubscribed inside lemlist ({', '.join(sources)}), in no CRM table"
-        )
-        print(f"  an import re-added {readded_email} (opted out earlier) to LeadLex campaign {campaign_id}")
-        print(
-            f"  outreach_suppression_sync run: {sync_run.state} (a check that finds an opt-out not honoured fails it)"
-        )
-        for task_id in sorted(not_success):
+        print(f"  the next day's run: {second.state} (a check that finds an opt-out not honoured fails it)")
+        for task_id in sorted(failed_tasks(second)):
             print(f"    task {task_id}: failed")
-        print("  audit rows written to the warehouse, per tool and action:")
-        for key, counts in sorted(summary.items()):
-            print(f"    {key:<36} " + "   ".join(f"{outcome} {n:>4}" for outcome, n in sorted(counts.items())))
+        print_counts(second_counts)
+        print(f"    sent again for the earlier opt-outs: {len(resent)} (the audit proves them done: done_earlier)")
         print("  opt-outs that started in lemlist, now out of the other tools:")
         for tool in ("leadlex", "dialnexa"):
-            print(f"    {tool:<9} {len(reached[tool]['honoured'])} / {len(from_lemlist)}")
-        print("  the check (every opt-out ever recorded, read back from each tool):")
-        for vendor in ("lemlist", "leadlex", "dialnexa"):
-            counts = summary.get(f"{vendor} check", {})
-            print(
-                f"    {vendor:<9} honoured {counts.get('honoured', 0):>4}   not honoured {counts.get('not_honoured', 0):>2}"
-            )
-        wh = sqlite3.connect(warehouse_db)
-        for vendor, item in not_honoured:
-            who = wh.execute("SELECT email FROM leadlex_enrollments WHERE contact_id = ?", (item,)).fetchone()
-            print(f"    caught: {vendor} {item} ({who[0] if who else '?'}: re-added after opting out)")
-        print("  sandbox end state (today's opt-outs, every tool):")
+            print(f"    {tool:<9} {len(reached[tool]['honoured'])} / {len(who['from_lemlist'])}")
+        for vendor, item in caught:
+            print(f"    caught by the check: {vendor} {item} ({readded}: re-added after opting out)")
+        print("  sandbox end state (the day's opt-outs, every tool):")
         for tool, parts in honoured.items():
             print(
-                f"    {tool:<9} honoured {len(parts['honoured']):>3} / {len(today)}"
+                f"    {tool:<9} honoured {len(parts['honoured']):>3} / {len(day)}"
                 + (f"   NOT honoured: {parts['not_honoured']}" if parts["not_honoured"] else "")
             )
-        print(f"    people outside the synced day changed: {len(untouched)}" + (f" {untouched}" if untouched else ""))
         print(
-            f"  outreach_draft_campaign_cleanup run: {cleanup_run.state}; deleted {len(deleted)} of "
+            f"    earlier opt-outs changed by the next day's run: {len(untouched)}"
+            + (f" {untouched}" if untouched else "")
+        )
+        print(
+            f"  outreach_draft_campaign_cleanup run: {cleanup.state}; deleted {len(deleted)} of "
             f"{len(drafts + pending)} draft campaigns; completed campaigns left alone: {len(spared)}/{len(completed)}"
         )
-        expected_failures = {"check_leadlex"}  # the check fails its task: it caught the re-added person
         ok = (
-            not_success == expected_failures
-            and not_honoured == [("leadlex", contact_id)]
-            and cleanup_run.state == "success"
-            and not any(counts.get("failed") for counts in summary.values())
+            first.state == "success"
+            and not any(parts["not_honoured"] for parts in caught_up.values())
+            and failed_tasks(second) == {"check_leadlex"}  # it caught the re-added person
+            and caught == [("leadlex", contact_id)]
+            and not resent
+            and cleanup.state == "success"
+            and not any(c.get("failed") for c in [*first_counts.values(), *second_counts.values()])
             and not any(parts["not_honoured"] for parts in honoured.values())
-            and all(len(reached[tool]["honoured"]) == len(from_lemlist) for tool in ("leadlex", "dialnexa"))
+            and all(len(reached[tool]["honoured"]) == len(who["from_lemlist"]) for tool in ("leadlex", "dialnexa"))
             and not untouched
             and len(deleted) == len(drafts + pending)
         )
@@ -207,6 +215,11 @@ def main() -> int:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def print_counts(counts: dict[str, dict[str, int]]) -> None:
+    for key, by_outcome in sorted(counts.items()):
+        print(f"    {key:<34} " + "   ".join(f"{outcome} {n:>3}" for outcome, n in sorted(by_outcome.items())))
 
 
 if __name__ == "__main__":

@@ -1,14 +1,11 @@
-"""The demo's story around the suppression DAG: what earlier runs did, and what happened since.
+"""The demo's story around the suppression DAG: who opted out where, and what happened since.
 
-Shared by ``make demo`` and the tests that run the example DAGs.
+Shared by ``make demo``, ``make airflow`` and the tests that run the example DAGs.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
-
-import pendulum
+from typing import Any
 
 
 def lemlist_origin_people(seed: dict, taken: set[str], n: int = 5) -> list[str]:
@@ -25,42 +22,32 @@ def lemlist_origin_people(seed: dict, taken: set[str], n: int = 5) -> list[str]:
     return sorted((leadlex & dialnexa) - taken)[:n]
 
 
-def simulate_earlier_syncs(
-    seed: dict, earlier: list[str], warehouse_db: Path, when: pendulum.DateTime
-) -> tuple[str, str, str]:
-    """What earlier runs of the sync did for the earlier days' opt-outs, with the real hooks
-    and the real pull of lemlist's list (first seen on ``when``). Returns one of those people's
-    LeadLex enrollments, for an import to re-add."""
-    from airflow_provider_outreach.exceptions import ConflictError, NotFoundError
-    from airflow_provider_outreach.hooks.dialnexa import DialnexaHook
-    from airflow_provider_outreach.hooks.leadlex import LeadlexHook
-    from airflow_provider_outreach.hooks.lemlist import LemlistHook
-
-    # the earlier days' CRM opt-outs, and what lemlist's list already held then
-    already = [u["value"].lower() for u in seed["lemlist"].get("unsubscribes", []) if "@" in u["value"][1:]]
-    wanted = {e.lower() for e in earlier} | set(already)
-    LemlistHook().add_unsubscribes(sorted(wanted))
-    enrollments = [
+def enrollments_of(seed: dict[str, Any], emails: list[str]) -> list[tuple[str, str, str]]:
+    """``(campaign_id, contact_id, email)`` of every LeadLex enrollment of these people."""
+    wanted = {e.lower() for e in emails}
+    return [
         (camp["id"], c["contact_id"], c["email"].lower())
         for camp in seed["leadlex"]["campaigns"]
         for c in camp.get("contacts", [])
         if c["email"].lower() in wanted
     ]
-    for campaign_id, contact_id, _ in enrollments:
-        LeadlexHook().remove_contact(campaign_id, contact_id)
-    for camp in seed["dialnexa"]["campaigns"]:
-        for lead in camp.get("leads", []):
-            if (lead.get("email") or "").lower() in wanted:
-                try:
-                    DialnexaHook().remove_campaign_lead(lead["id"])
-                except (ConflictError, NotFoundError):
-                    pass  # closed campaign, or already out of the queue
-    from airflow_provider_outreach.transfers.lemlist_to_sql import LemlistUnsubscribesToSqlOperator
 
-    pull = LemlistUnsubscribesToSqlOperator(
-        task_id="earlier_pull", sql_conn_id="outreach_warehouse", table="lemlist_unsubscribes"
-    )
-    pull.execute({})
-    with sqlite3.connect(warehouse_db) as db:
-        db.execute("UPDATE lemlist_unsubscribes SET first_seen_at = ?", (when.isoformat(),))
-    return enrollments[-1]
+
+def people(seed: dict[str, Any]) -> dict[str, list[str]]:
+    """The demo's groups of people, by email.
+
+    * ``earlier``: opted out in the CRM before the provider was installed (one of them
+      enrolled in LeadLex, to be re-added by an import later);
+    * ``today``: the day's CRM opt-outs (one with odd case, one the tools never heard of);
+    * ``from_lemlist``: people who unsubscribe inside lemlist today, in no CRM table.
+    """
+    from demo.warehouse import emails_in
+
+    everyone = emails_in(seed)
+    today = everyone[::4] + ["Person008@Example.com", "new.signup@example.org"]
+    taken = {e.lower() for e in today}
+    earlier = [e for e in everyone[2::9][:10] if e.lower() not in taken]
+    enrolled = [c["email"].lower() for camp in seed["leadlex"]["campaigns"] for c in camp.get("contacts", [])]
+    earlier += [e for e in enrolled if e not in taken and e not in earlier][:1]
+    taken |= set(earlier)
+    return {"earlier": earlier, "today": today, "from_lemlist": lemlist_origin_people(seed, taken)}

@@ -63,3 +63,26 @@ def fingerprint(state: dict[str, Any], email: str) -> tuple:
 def changed(before: dict[str, Any], after: dict[str, Any], emails: list[str]) -> list[str]:
     """Which of ``emails`` (people who did not opt out in the synced day) were changed anyway."""
     return sorted(e for e in emails if fingerprint(before, e) != fingerprint(after, e))
+
+
+def items_of(seed: dict[str, Any], emails: set[str], removed_too: bool = False) -> dict[tuple[str, str], set[str]]:
+    """The audit items of each removal action for these people (lowercased emails)."""
+    emails = {e.lower() for e in emails}
+    keys = ("contacts", "removed_contacts") if removed_too else ("contacts",)
+    return {
+        ("lemlist", "add_unsubscribe"): set(emails),
+        ("lemlist", "mark_not_interested"): set(emails),
+        ("leadlex", "remove_contact"): {
+            c["contact_id"]
+            for campaign in seed["leadlex"]["campaigns"]
+            for key in keys
+            for c in campaign.get(key, [])
+            if c["email"].lower() in emails
+        },
+        ("dialnexa", "remove_campaign_lead"): {
+            lead["id"]
+            for campaign in seed["dialnexa"]["campaigns"]
+            for lead in campaign.get("leads", [])
+            if (lead.get("email") or "").lower() in emails
+        },
+    }

@@ -31,21 +31,23 @@ def emails_in(seed: dict[str, Any]) -> list[str]:
     return sorted(found)
 
 
-def build(
-    path: Path, seed: dict[str, Any], in_window: list[str], before_window: list[str], window_start: pendulum.DateTime
-) -> None:
-    """Create the warehouse: opt-outs inside the day being synced and a few from earlier days."""
+def build(path: Path, seed: dict[str, Any]) -> None:
+    """Create the warehouse with no opt-outs yet and the dialer's export of the seed's leads."""
     path.unlink(missing_ok=True)
-    db = sqlite3.connect(path)
-    db.executescript(SCHEMA)
-    step = min(7 * 60, 86_400 // max(1, len(in_window)))  # seconds: every opt-out inside the one day
-    rows = [(e, window_start.add(seconds=step * i).isoformat(), None) for i, e in enumerate(in_window)]
-    rows += [(e, window_start.subtract(days=3).add(minutes=i).isoformat(), None) for i, e in enumerate(before_window)]
-    db.executemany("INSERT INTO crm_optouts VALUES (?, ?, ?)", rows)
-    for campaign in seed.get("dialnexa", {}).get("campaigns", []):
-        db.executemany(
-            "INSERT INTO dialnexa_campaign_leads VALUES (?, ?)",
-            [(lead["email"], lead["id"]) for lead in campaign.get("leads", []) if lead.get("email")],
-        )
-    db.commit()
+    with sqlite3.connect(path) as db:
+        db.executescript(SCHEMA)
+        for campaign in seed.get("dialnexa", {}).get("campaigns", []):
+            db.executemany(
+                "INSERT INTO dialnexa_campaign_leads VALUES (?, ?)",
+                [(lead["email"], lead["id"]) for lead in campaign.get("leads", []) if lead.get("email")],
+            )
+    db.close()
+
+
+def add_optouts(path: Path, emails: list[str], start: pendulum.DateTime, batch_id: str | None = None) -> None:
+    """Record ``emails`` as opted out in the CRM, spread over the day from ``start``."""
+    step = min(7 * 60, 86_400 // max(1, len(emails)))  # seconds: every opt-out inside the one day
+    rows = [(e, start.add(seconds=step * i).isoformat(), batch_id) for i, e in enumerate(emails)]
+    with sqlite3.connect(path) as db:
+        db.executemany("INSERT INTO crm_optouts VALUES (?, ?, ?)", rows)
     db.close()

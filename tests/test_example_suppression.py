@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-import ast
 import json
+import socket
 import sqlite3
 
 import pendulum
 import pytest
 
-from demo import verify, warehouse
-from demo.scenario import lemlist_origin_people, simulate_earlier_syncs
+from demo import scenario, verify, warehouse
 from tests.conftest import REPO
 from tests.dagtest import run_dag, task_states, xcom
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
 SEED = json.loads((REPO / "airflow_provider_outreach" / "sandbox" / "demo_seed.json").read_text())
+AUDIT = "outreach_suppression_audit"
+ACTIONS = (
+    "lemlist add_unsubscribe",
+    "lemlist mark_not_interested",
+    "leadlex remove_contact",
+    "dialnexa remove_campaign_lead",
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,99 +36,106 @@ def bag():
 def warehouse_db(tmp_path, monkeypatch):
     path = tmp_path / "warehouse.db"
     monkeypatch.setenv("AIRFLOW_CONN_OUTREACH_WAREHOUSE", json.dumps({"conn_type": "sqlite", "host": str(path)}))
+    warehouse.build(path, SEED)
     return path
 
 
-def test_example_dags_load_without_errors_or_network(bag, sandbox):
-    assert bag.import_errors == {}
+def audit_rows(warehouse_db, run_id: str) -> list[tuple]:
+    with sqlite3.connect(warehouse_db) as db:
+        return db.execute(f"SELECT vendor, action, item, outcome FROM {AUDIT} WHERE run_id = ?", (run_id,)).fetchall()
+
+
+def test_example_dags_parse_without_a_network_connection(sandbox, connections, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    tried = []
+
+    def refuse(self, address):
+        tried.append(address)
+        raise OSError(f"network I/O while parsing DAGs: {address}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)  # the connections point at a live sandbox
+    fresh = DagBag(dag_folder=str(REPO / "example_dags"))
+    monkeypatch.undo()
+    assert fresh.import_errors == {} and tried == []
     assert {
         "outreach_suppression_sync",
         "outreach_suppression_on_asset",
         "crm_optouts_producer",
         "outreach_draft_campaign_cleanup",
-    } <= set(bag.dag_ids)
-    assert sandbox.requests() == []  # parsing sent nothing
-    for path in (REPO / "example_dags").glob("*.py"):
-        doc = ast.get_docstring(ast.parse(path.read_text()))
-        assert doc and len(doc) > 200, f"{path.name} needs a docstring a user can follow"
-    assert bag.get_dag("outreach_suppression_on_asset").timetable.asset_condition is not None
+    } <= set(fresh.dag_ids)
+    assert sandbox.requests() == []
+    assert fresh.dags["outreach_suppression_on_asset"].timetable.asset_condition is not None
 
 
-def test_suppression_sync_honours_the_days_optouts_everywhere(bag, sandbox, connections, warehouse_db):
+def test_the_first_run_catches_up_and_a_manual_run_sends_only_new_optouts(bag, sandbox, connections, warehouse_db):
     sandbox.reset(SEED)
-    people = warehouse.emails_in(SEED)
-    in_window, earlier = people[1::5], people[3::11][:6]
-    earlier = [e for e in earlier if e not in in_window]
-    day = pendulum.datetime(2026, 11, 24, tz="UTC")
-    warehouse.build(warehouse_db, SEED, in_window + ["Unknown.Person@example.org"], earlier, day)
-    simulate_earlier_syncs(SEED, earlier, warehouse_db, day.subtract(days=2))
-    from_lemlist = lemlist_origin_people(SEED, {e.lower() for e in in_window + earlier}, n=3)
+    who = scenario.people(SEED)
+    earlier, today = who["earlier"], who["today"][::3] + ["Unknown.Person@example.org"]
+    warehouse.add_optouts(warehouse_db, earlier, pendulum.datetime(2026, 10, 1, tz="UTC"))
+    sync = bag.get_dag("outreach_suppression_sync")
+
+    first = run_dag(sync, logical_date=pendulum.datetime(2026, 11, 24, tz="UTC"))  # the first scheduled run
+
+    assert first.state == "success", task_states(first)
+    for tool, parts in verify.suppression_state(sandbox.state(), earlier).items():
+        assert parts["not_honoured"] == [], tool
+
+    warehouse.add_optouts(warehouse_db, today, pendulum.datetime(2026, 11, 25, tz="UTC"))
+    from_lemlist = scenario.lemlist_origin_people(SEED, {e.lower() for e in earlier + today}, n=3)
     sandbox.seed({"lemlist": {"unsubscribes": [{"value": e, "source": "lead"} for e in from_lemlist]}})
     before = sandbox.state()
 
-    dr = run_dag(bag.get_dag("outreach_suppression_sync"), logical_date=day.add(days=1))
+    manual = run_dag(sync, logical_date=None)  # "Trigger" with no logical date: no data interval
 
-    assert dr.state == "success", task_states(dr)
+    assert manual.state == "success", task_states(manual)
     after = sandbox.state()
-    for tool, parts in verify.suppression_state(after, in_window + from_lemlist).items():
+    for tool, parts in verify.suppression_state(after, today + from_lemlist).items():
         assert parts["not_honoured"] == [], tool
     assert verify.changed(before, after, earlier) == []
-    summary = xcom(dr, "summary")
-    assert summary["lemlist add_unsubscribe"]["done"] == len(in_window) + 1 + len(from_lemlist)
-    audit = (
-        sqlite3.connect(warehouse_db)
-        .execute("SELECT vendor, action, item, outcome, dag_id, run_id FROM outreach_suppression_audit")
-        .fetchall()
+    rows = audit_rows(warehouse_db, manual.run_id)
+    earlier_items = verify.items_of(SEED, set(earlier))
+    resent = [row for row in rows if row[1] != "check" and row[2].lower() in earlier_items[row[:2]]]
+    assert resent == []  # what the first run proved is not sent again ...
+    summary = xcom(manual, "summarize")
+    assert summary["lemlist add_unsubscribe"]["done_earlier"] >= len(earlier)  # ... it is reported as proven
+    assert summary["lemlist add_unsubscribe"]["done"] == len(today) + len(from_lemlist)
+    assert ("lemlist", "add_unsubscribe", "unknown.person@example.org", "done") in rows
+    checked = {row[2] for row in rows if row[:2] == ("lemlist", "check")}
+    assert {e.lower() for e in earlier + today + from_lemlist} <= checked  # every opt-out, not only new ones
+
+    again = run_dag(sync, logical_date=None)
+    assert again.state == "success", task_states(again)
+    totals = xcom(again, "summarize")
+    assert all(
+        totals[key].get("done", 0) == 0 and totals[key].get("failed", 0) == 0 for key in ACTIONS if key in totals
     )
-    actions = [row for row in audit if row[1] != "check"]
-    assert len(actions) == sum(sum(c.values()) for c in summary.values())
-    assert {row[4] for row in audit} == {"outreach_suppression_sync"} and {row[5] for row in audit} == {dr.run_id}
-    assert ("lemlist", "add_unsubscribe", "unknown.person@example.org", "done") in {row[:4] for row in audit}
-    checks = {(row[0], row[3]) for row in audit if row[1] == "check"}
-    assert checks == {("lemlist", "honoured"), ("leadlex", "honoured"), ("dialnexa", "honoured")}
-    # the tables the loop pulled from the tools
-    db = sqlite3.connect(warehouse_db)
-    pulled = dict(db.execute("SELECT value, source FROM lemlist_unsubscribes WHERE kind = 'email'").fetchall())
-    assert {e: "lead" for e in from_lemlist}.items() <= pulled.items()
-    enrolled = {row[0] for row in db.execute("SELECT DISTINCT lower(email) FROM leadlex_enrollments")}
-    assert enrolled and not enrolled & {e.lower() for e in earlier}  # removed by the earlier runs
-    checked_lemlist = {row[2] for row in audit if row[:2] == ("lemlist", "check")}
-    assert {
-        e.lower() for e in in_window + earlier + from_lemlist
-    } <= checked_lemlist  # every opt-out, not only the day's
-
-    # a rerun of the same day is safe: nothing new is done, nothing fails
-    rerun = run_dag(bag.get_dag("outreach_suppression_sync"), logical_date=day.add(days=1))
-    assert rerun.state == "success", task_states(rerun)
-    again = xcom(rerun, "summary")
-    assert again.get("leadlex remove_contact", {}).get("done", 0) == 0
-    assert again["dialnexa remove_campaign_lead"]["done"] == 0
-    assert all(counts.get("failed", 0) == 0 for counts in again.values())
 
 
-def test_the_check_catches_a_person_re_added_after_an_earlier_sync(bag, sandbox, connections, warehouse_db):
+def test_the_check_catches_a_person_re_added_and_the_next_run_removes_them(bag, sandbox, connections, warehouse_db):
     sandbox.reset(SEED)
-    people = warehouse.emails_in(SEED)
-    day = pendulum.datetime(2026, 11, 24, tz="UTC")
     enrolled = [c["email"].lower() for camp in SEED["leadlex"]["campaigns"] for c in camp.get("contacts", [])]
-    earlier = [enrolled[0]]
-    warehouse.build(warehouse_db, SEED, people[1:3], earlier, day)
-    campaign_id, contact_id, email = simulate_earlier_syncs(SEED, earlier, warehouse_db, day.subtract(days=2))
+    warehouse.add_optouts(warehouse_db, [enrolled[0]], pendulum.datetime(2026, 10, 1, tz="UTC"))
+    sync = bag.get_dag("outreach_suppression_sync")
+    assert run_dag(sync, logical_date=None).state == "success"
+    campaign_id, contact_id, email = scenario.enrollments_of(SEED, [enrolled[0]])[0]
     sandbox.seed(
         {"leadlex": {"campaigns": [{"id": campaign_id, "contacts": [{"contact_id": contact_id, "email": email}]}]}}
     )
 
-    dr = run_dag(bag.get_dag("outreach_suppression_sync"), logical_date=day.add(days=1))
+    caught = run_dag(sync, logical_date=None)
 
-    assert dr.state == "failed"
-    failed = {ti.task_id for ti in dr.get_task_instances() if ti.state == "failed"}
-    assert failed == {"check_leadlex"}
-    caught = (
-        sqlite3.connect(warehouse_db)
-        .execute("SELECT vendor, item FROM outreach_suppression_audit WHERE outcome = 'not_honoured'")
-        .fetchall()
-    )
-    assert caught == [("leadlex", contact_id)]
+    assert caught.state == "failed"
+    assert {ti.task_id for ti in caught.get_task_instances() if ti.state == "failed"} == {"check_leadlex"}
+    assert [(v, i) for v, a, i, o in audit_rows(warehouse_db, caught.run_id) if o == "not_honoured"] == [
+        ("leadlex", contact_id)
+    ]
+
+    fixed = run_dag(sync, logical_date=None)  # the check voided the proof: the contact is removed again
+
+    assert fixed.state == "success", task_states(fixed)
+    assert ("leadlex", "remove_contact", contact_id, "done") in audit_rows(warehouse_db, fixed.run_id)
+    assert verify.suppression_state(sandbox.state(), [email])["leadlex"]["not_honoured"] == []
 
 
 def test_asset_triggered_suppression_handles_the_producers_batch(bag, sandbox, connections, warehouse_db):
@@ -131,7 +144,6 @@ def test_asset_triggered_suppression_handles_the_producers_batch(bag, sandbox, c
     from sqlalchemy import select
 
     sandbox.reset(SEED)
-    warehouse.build(warehouse_db, SEED, [], [], pendulum.datetime(2026, 11, 1, tz="UTC"))
     people = warehouse.emails_in(SEED)[:12]
     produced = run_dag(bag.get_dag("crm_optouts_producer"), run_conf={"emails": people})
     assert produced.state == "success", task_states(produced)
@@ -140,9 +152,12 @@ def test_asset_triggered_suppression_handles_the_producers_batch(bag, sandbox, c
         assert event.asset.uri == "warehouse://crm/optouts"
         batch_id = event.extra["batch_id"]
     assert event.extra["count"] == 12
+    warehouse.add_optouts(warehouse_db, warehouse.emails_in(SEED)[12:20], pendulum.datetime(2026, 11, 1, tz="UTC"))
 
     consumer = bag.get_dag("outreach_suppression_on_asset")
     dr = run_dag(consumer, run_conf={"batch_ids": [batch_id]})
     assert dr.state == "success", task_states(dr)
     for tool, parts in verify.suppression_state(sandbox.state(), people).items():
         assert parts["not_honoured"] == [], tool
+    acted = {row[2].lower() for row in audit_rows(warehouse_db, dr.run_id) if row[0] == "lemlist"}
+    assert acted == {e.lower() for e in people}  # exactly the batch, not the other opt-outs

@@ -20,10 +20,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-import pendulum
-
 from airflow_provider_outreach.bulk.ledger import Ledger
 from airflow_provider_outreach.bulk.report import ALREADY_ABSENT, DONE, FAILED, NOT_ATTEMPTED, Report
+from airflow_provider_outreach.core.clock import utc_now_iso
 from airflow_provider_outreach.core.retry import Action, decide
 from airflow_provider_outreach.exceptions import (
     AuthenticationError,
@@ -230,7 +229,7 @@ def run_bulk(
             outcome, details = policy.classify(exc)
         else:
             error, outcome, details = None, policy.outcome_of(value) if policy.outcome_of else DONE, {}
-        at = _now()
+        at = utc_now_iso()
         with lock:  # recorded by the worker itself, so a stop takes effect before the next request
             for item in unit:
                 ledger.record(item, report.record(item, outcome, **details), at)
@@ -276,7 +275,7 @@ def run_bulk(
                     with lock:
                         for item in unit:
                             result = report.record(item, FAILED, reason="error", message=repr(exc))
-                            ledger.record(item, result, _now())
+                            ledger.record(item, result, utc_now_iso())
                 else:
                     queue.extendleft(reversed(future.result()))  # the halves of a refused chunk go next
             if ledger.due():
@@ -300,14 +299,12 @@ def run_bulk(
     if stopped:
         cause = stopped[0].cause
         for item in unsent:
-            ledger.record(item, report.record(item, NOT_ATTEMPTED, reason="not_attempted", message=cause), _now())
+            ledger.record(
+                item, report.record(item, NOT_ATTEMPTED, reason="not_attempted", message=cause), utc_now_iso()
+            )
         flush()
         return BulkResult(stop=stopped[0])
     if waits:
         longest = max(waits, key=lambda e: e.retry_after or 0)
         return BulkResult(quota=QuotaWait(retry_after=longest.retry_after or 0.0, pending=unsent, error=str(longest)))
     return BulkResult()
-
-
-def _now() -> str:
-    return pendulum.now("UTC").isoformat()

@@ -9,11 +9,15 @@ from airflow_provider_outreach.core.retry import TRANSIENT_ERRORS
 
 DONE = "done"
 ALREADY_ABSENT = "already_absent"
+#: not sent: the audit table holds an earlier run's proof (``done`` or ``already_absent``)
+DONE_EARLIER = "done_earlier"
 FAILED = "failed"
 NOT_ATTEMPTED = "not_attempted"
 WOULD_DO = "would_do"
 HONOURED = "honoured"
 NOT_HONOURED = "not_honoured"
+#: the outcomes that prove an action done, whichever run recorded them
+PROOF_OUTCOMES = (DONE, ALREADY_ABSENT)
 #: the outcomes every report counts, even at zero: of an action, of a read-back check
 ACTION_OUTCOMES = (DONE, ALREADY_ABSENT, FAILED)
 CHECK_OUTCOMES = (HONOURED, NOT_HONOURED, FAILED)
@@ -48,7 +52,7 @@ class ItemResult(NamedTuple):
 
 def is_final(result: ItemResult) -> bool:
     """Whether no later attempt can change this item's outcome."""
-    if result.outcome in (DONE, ALREADY_ABSENT, HONOURED, NOT_HONOURED):
+    if result.outcome in (DONE, ALREADY_ABSENT, DONE_EARLIER, HONOURED, NOT_HONOURED):
         return True
     return result.outcome == FAILED and result.reason not in RETRYABLE_REASONS
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import BaseOperator
 
 from airflow_provider_outreach.bulk.items import ItemKind
+from airflow_provider_outreach.core.clock import utc_now_iso
 from airflow_provider_outreach.core.task_state import task_state_store
 from airflow_provider_outreach.exceptions import RateLimitError
 from airflow_provider_outreach.hooks.base import OutreachHook
@@ -52,6 +53,12 @@ class OutreachBulkOperator(BaseOperator):
         (a daily quota) defers the task until the reset and resumes with the items left.
     :param audit_conn_id: a common-sql connection (SQLite, Postgres, ...) for the audit trail.
     :param audit_table: table for the audit rows; created if missing.
+    :param skip_proven: send only the items the audit table does not already prove done: an
+        item any earlier run recorded as ``done`` or ``already_absent`` (for the same vendor,
+        action and campaign) is reported ``done_earlier`` and not sent again, unless a later
+        read-back check found it ``not_honoured``. So a run over every opt-out ever recorded
+        sends only the new ones (and what a check found undone), and the first run catches up
+        on all of them. Needs ``audit_conn_id`` and ``audit_table``.
     :param report_item_limit: list items in the report only up to this many.
     :param report_failure_limit: list this many failures with their details (the rest are counted).
     """
@@ -96,6 +103,7 @@ class OutreachBulkOperator(BaseOperator):
         max_inline_wait: float | str = 60.0,
         audit_conn_id: str | None = None,
         audit_table: str | None = None,
+        skip_proven: bool = False,
         report_item_limit: int = 1000,
         report_failure_limit: int = 100,
         **kwargs: Any,
@@ -105,6 +113,8 @@ class OutreachBulkOperator(BaseOperator):
             raise ValueError(f"{self.task_id}: max_workers must be at least 1")
         if (audit_conn_id is None) != (audit_table is None):
             raise ValueError(f"{self.task_id}: audit_conn_id and audit_table go together")
+        if skip_proven and audit_conn_id is None:
+            raise ValueError(f"{self.task_id}: skip_proven reads the proof in the audit table: set audit_conn_id")
         self.missing_ok = missing_ok
         self.dry_run = dry_run
         self.fail_on_error = fail_on_error
@@ -112,6 +122,7 @@ class OutreachBulkOperator(BaseOperator):
         self.max_inline_wait = max_inline_wait
         self.audit_conn_id = audit_conn_id
         self.audit_table = audit_table
+        self.skip_proven = skip_proven
         self.report_item_limit = report_item_limit
         self.report_failure_limit = report_failure_limit
 
@@ -190,7 +201,7 @@ class OutreachBulkOperator(BaseOperator):
             if decide(exc, self.inline_wait).action is not Action.DEFER:
                 raise
             self._defer(exc.retry_after or 0.0, f"{exc}; nothing sent yet")
-        ledger = self._ledger(context, report, todo)
+        ledger = self._ledger(context, report, todo, campaign_id)
         wanted = {*report.results, *todo}
         earlier = {item: result for item, result in ledger.earlier().items() if item in wanted}
         if earlier:
@@ -206,7 +217,9 @@ class OutreachBulkOperator(BaseOperator):
             )
         for item, result in list(report.results.items()):
             if item not in earlier:
-                ledger.record(item, result, _now())  # invalid items: recorded once, never sent
+                ledger.record(item, result, utc_now_iso())  # invalid items: recorded once, never sent
+        if self.skip_proven:
+            todo = self._skip_proven(context, report, campaign_id, todo)
         if self.dry_run:
             from airflow_provider_outreach.bulk.report import WOULD_DO
 
@@ -230,21 +243,45 @@ class OutreachBulkOperator(BaseOperator):
         except PreflightError as exc:
             raise AirflowFailException(f"{self.task_id}: nothing was sent: {exc}") from None
 
-    def _ledger(self, context: Any, report: Report, todo: list[str]) -> Ledger:
+    def _audit(self, context: Any, report: Report, campaign_id: str | None) -> Any:
+        from airflow_provider_outreach.audit import AuditTrail, TaskScope
+
+        return AuditTrail(
+            self.audit_conn_id,
+            self.audit_table,
+            TaskScope.from_context(context, self.task_id),
+            report.vendor,
+            self.action,
+            campaign_id,
+        )
+
+    def _skip_proven(self, context: Any, report: Report, campaign_id: str | None, todo: list[str]) -> list[str]:
+        """Report the items an earlier run proved done as ``done_earlier``; the others are left to send."""
+        from airflow_provider_outreach.bulk.report import DONE_EARLIER, NOT_HONOURED, PROOF_OUTCOMES
+
+        audit = self._audit(context, report, campaign_id)
+        audit.ensure_table()
+        # a later read-back that found the item not honoured (say, re-added by an import) voids the proof
+        proven = audit.proven_items(PROOF_OUTCOMES, contradiction=(OutreachCheckOperator.action, NOT_HONOURED))
+        proven = {self.item_kind.key(item) for item in proven}
+        left = []
+        for item in todo:
+            if self.item_kind.key(item) in proven:
+                report.record(item, DONE_EARLIER)
+            else:
+                left.append(item)
+        self.log.info(
+            "%d items proven done by earlier runs are not sent again; %d to send", len(todo) - len(left), len(left)
+        )
+        return left
+
+    def _ledger(self, context: Any, report: Report, todo: list[str], campaign_id: str | None = None) -> Ledger:
         from airflow_provider_outreach.bulk.ledger import AuditLedger, Ledger, StateStoreLedger
 
         if self.dry_run:
             return Ledger()
         if self.audit_conn_id:
-            from airflow_provider_outreach.audit import AuditTrail, TaskScope
-
-            audit = AuditTrail(
-                self.audit_conn_id,
-                self.audit_table,
-                TaskScope.from_context(context, self.task_id),
-                report.vendor,
-                self.action,
-            )
+            audit = self._audit(context, report, campaign_id)
             audit.ensure_table()
             return AuditLedger(audit)
         return StateStoreLedger(task_state_store(self, context), [*report.results, *todo])
@@ -323,6 +360,8 @@ class OutreachCheckOperator(OutreachBulkOperator):
         return CHECK_OUTCOMES
 
     def __init__(self, *, fail_on_not_honoured: bool = True, **kwargs: Any) -> None:
+        if kwargs.get("skip_proven"):
+            raise ValueError(f"{kwargs.get('task_id')}: a check reads every item back; skip_proven does not apply")
         super().__init__(**kwargs)
         self.fail_on_not_honoured = fail_on_not_honoured
 
@@ -354,9 +393,3 @@ class OutreachCheckOperator(OutreachBulkOperator):
                 + f". The report is in XCom key {REPORT_XCOM_KEY!r}."
             )
         return result
-
-
-def _now() -> str:
-    import pendulum
-
-    return pendulum.now("UTC").isoformat()

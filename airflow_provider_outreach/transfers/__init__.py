@@ -121,10 +121,3 @@ def defer_until_reset(operator: BaseOperator, wait: float, method_name: str) -> 
     operator.log.warning("Rate limit used up: deferring until %s instead of holding a worker slot", resume_at)
     operator.defer(trigger=DateTimeTrigger(moment=resume_at), method_name=method_name)
     raise AssertionError("defer() returned")  # pragma: no cover  (defer always raises TaskDeferred)
-
-
-def utc_now_iso() -> str:
-    """The current UTC time, ISO 8601 with microseconds (stored strings sort as times)."""
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")

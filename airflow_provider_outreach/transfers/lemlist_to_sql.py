@@ -11,6 +11,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_outreach.audit import retry_on_conflict
+from airflow_provider_outreach.core.clock import utc_now_iso
 from airflow_provider_outreach.core.task_state import task_state_store
 from airflow_provider_outreach.transfers import (
     cell,
@@ -23,7 +24,6 @@ from airflow_provider_outreach.transfers import (
     sql_connection,
     sql_hook,
     transaction,
-    utc_now_iso,
 )
 
 if TYPE_CHECKING:

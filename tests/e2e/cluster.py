@@ -10,9 +10,10 @@ of its own:
 * ``airflow dag-processor`` parsing the given DAGs folder;
 * ``airflow triggerer`` running deferred tasks' triggers.
 
-The metadata DB is SQLite (``airflow db migrate`` runs first). Scheduled runs are off
-(``[scheduler] use_job_schedule = False``) so that the only runs are those the test
-triggers, and DAGs are unpaused at creation. Serve-logs processes are not started (their
+The metadata DB is SQLite (``airflow db migrate`` runs first). By default scheduled runs
+are off (``[scheduler] use_job_schedule = False``) so that the only runs are those the test
+triggers, and DAGs are unpaused at creation; with ``scheduled=True`` the scheduler creates
+runs on the DAGs' schedules, and DAGs start paused until the test unpauses one. Serve-logs processes are not started (their
 ports bind every interface); task logs are read from the home's ``logs/`` folder.
 
 ``stop()`` sends SIGTERM to every component, waits, then SIGKILLs whatever is left of
@@ -89,12 +90,21 @@ class AirflowCluster:
     :param dags_folder: ``[core] dags_folder``.
     :param env: more environment for every component (connections, ...).
     :param parallelism: ``[core] parallelism``, the LocalExecutor's worker count.
+    :param scheduled: the scheduler creates runs on the DAGs' schedules (DAGs start paused).
     """
 
-    def __init__(self, home: Path, dags_folder: Path, env: dict[str, str] | None = None, parallelism: int = 4) -> None:
+    def __init__(
+        self,
+        home: Path,
+        dags_folder: Path,
+        env: dict[str, str] | None = None,
+        parallelism: int = 4,
+        scheduled: bool = False,
+    ) -> None:
         self.home = Path(home)
         self.dags_folder = Path(dags_folder)
         self.parallelism = parallelism
+        self.scheduled = scheduled
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.components: dict[str, Component] = {}
@@ -123,7 +133,7 @@ class AirflowCluster:
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                 "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
-                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": str(self.scheduled),
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
@@ -132,8 +142,8 @@ class AirflowCluster:
                 "AIRFLOW__API__BASE_URL": self.base_url,
                 "AIRFLOW__API__WORKERS": "1",
                 "AIRFLOW__API_AUTH__JWT_SECRET": self._jwt_secret(),
-                # only the runs the test triggers
-                "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+                # without a schedule, only the runs the test triggers
+                "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": str(self.scheduled),
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
                 "PYTHONWARNINGS": "ignore",
             }
@@ -283,6 +293,24 @@ class AirflowCluster:
         """``POST /dags/{dag_id}/dagRuns`` (``logical_date``, ``data_interval_start``/``_end``, ``conf``)."""
         payload = {"dag_run_id": run_id, "logical_date": None, **body}
         return self.api("POST", f"/dags/{quote(dag_id)}/dagRuns", json=payload)
+
+    def unpause(self, dag_id: str) -> dict[str, Any]:
+        return self.api("PATCH", f"/dags/{quote(dag_id)}", json={"is_paused": False})
+
+    def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
+        return self.api("GET", f"/dags/{quote(dag_id)}/dagRuns", params={"limit": 100})["dag_runs"]
+
+    def wait_for_run_created(self, dag_id: str, run_type: str, timeout: float = 90.0) -> dict[str, Any]:
+        """The first run of ``run_type`` (``scheduled``, ``manual``, ...) once the scheduler made it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            self._remember_children()
+            runs = [run for run in self.dag_runs(dag_id) if run["run_type"] == run_type]
+            if runs:
+                return runs[0]
+            time.sleep(1.0)
+        raise ClusterError(f"no {run_type} run of {dag_id} within {timeout:.0f} s")
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return self.api("GET", f"/dags/{quote(dag_id)}/dagRuns/{quote(run_id, safe='')}")

@@ -1,19 +1,25 @@
 """``outreach_suppression_sync`` under a real scheduler: LocalExecutor, triggerer, sandbox.
 
-One run of the example DAG on a deployment the test starts and stops itself (see
+Two runs of the example DAG on a deployment the test starts and stops itself (see
 ``tests/e2e/cluster.py``): api-server, scheduler with the LocalExecutor, dag-processor and
 triggerer, each a process of its own, against the sandbox (its own process) and a SQLite
-warehouse built by ``demo/warehouse.py``. More than 1,000 people opt out in the run's data
-interval, spread over lemlist, LeadLex (several campaigns: several map indexes) and
-DialNexa. LeadLex has a small request cap whose window outlasts the operators'
-``max_inline_wait``, so a LeadLex task must defer and be resumed by the real triggerer.
+warehouse built by ``demo/warehouse.py``; the scheduler creates runs on the DAG's schedule.
+
+1. **The first scheduled run of a fresh install**: unpausing the DAG makes the scheduler
+   create it. The warehouse holds opt-outs recorded before the provider was installed, never
+   pushed to the tools: the run catches up on them and its checks are green.
+2. **A manual run with no logical date** (what the UI's "Trigger" and an upstream
+   pipeline's trigger do): more than 1,000 new opt-outs, spread over lemlist, LeadLex
+   (several campaigns: several map indexes) and DialNexa. LeadLex now has a small request
+   cap whose window outlasts the operators' ``max_inline_wait`` (set in the run's conf), so
+   a LeadLex task must defer and be resumed by the real triggerer. What the first run proved
+   is not sent again.
 
 Nothing below depends on the DAG's task list beyond the vendor prefix of task ids
 (``lemlist_``, ``leadlex_``: the lemlist tasks, the mapped LeadLex removal) and the audit's
-vendor/action names; the cluster machinery knows no task at all. Needs the DAG to honour
-``max_inline_wait`` in the run's conf. On failure the tails of the components' logs and of
-the unfinished tasks' logs are printed; the cluster's AIRFLOW_HOME is kept under pytest's
-basetemp.
+vendor/action names; the cluster machinery knows no task at all. On failure the tails of
+the components' logs and of the unfinished tasks' logs are printed; the cluster's
+AIRFLOW_HOME is kept under pytest's basetemp.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import pytest
 from airflow_provider_outreach.sandbox import DEFAULT_KEYS, SandboxClient
 from airflow_provider_outreach.sandbox.process import start_sandbox_process
 from demo import verify, warehouse
+from demo.verify import items_of
 from tests import secrets_watch
 from tests.conftest import REPO
 from tests.e2e.cluster import AirflowCluster
@@ -40,7 +47,7 @@ DAG_ID = "outreach_suppression_sync"
 AUDIT_TABLE = "outreach_suppression_audit"
 PARALLELISM = 8  # every task of the fan-out at once: 2 lemlist, the LeadLex map indexes, DialNexa
 PEOPLE = 1300
-#: the run's conf sets the operators' max_inline_wait (default 60 s) to this
+#: the manual run's conf sets the operators' max_inline_wait (default 60 s) to this
 MAX_INLINE_WAIT = 10.0
 #: the LeadLex cap's window must reset more than MAX_INLINE_WAIT after the cap is hit, so the
 #: first LeadLex request of the run (the pull) must come less than QUOTA_SLACK s before that
@@ -49,7 +56,7 @@ LEADLEX_WINDOW = MAX_INLINE_WAIT + QUOTA_SLACK
 #: lemlist at a higher plan's limit than its documented 20 / 2 s (1,000+ single-lead calls)
 LEMLIST_LIMIT = (100, 2.0)
 MAX_429_PER_VENDOR = 2
-WINDOW_START = pendulum.datetime(2026, 11, 2, tz="UTC")
+BEFORE_INSTALL = pendulum.datetime(2026, 10, 1, tz="UTC")
 RUN_TIMEOUT = 330.0
 
 OK_OUTCOMES = {"done", "already_absent", "honoured"}
@@ -65,22 +72,26 @@ def email(i: int) -> str:
 def groups(n: int = PEOPLE) -> dict[str, list[int]]:
     """Who is who, by person number.
 
-    * ``crm``: opted out in the CRM inside the run's data interval (more than 1,000);
-    * ``earlier``: opted out in the CRM days before the interval, already suppressed everywhere
-      by earlier runs (so also on lemlist's unsubscribe list);
-    * ``lemlist_origin``: unsubscribed inside lemlist only (its link, a bounce, an abuse report),
-      still enrolled in LeadLex or queued in DialNexa: the loop must reach them too;
+    * ``before_install``: opted out in the CRM before the provider was installed and never
+      suppressed in the tools: the first run must catch up on them;
+    * ``earlier``: opted out before the install too, and already suppressed everywhere (by
+      hand, so also on lemlist's unsubscribe list): acting on them again changes nothing;
+    * ``lemlist_origin``: unsubscribed inside lemlist only (its link, a bounce, an abuse
+      report), still enrolled in LeadLex or queued in DialNexa: the loop must reach them too;
+    * ``crm``: opted out in the CRM after the first run (more than 1,000): the manual run's work;
     * ``untouched``: everyone else.
     """
     crm = [i for i in range(n) if i % 6 != 5]
     rest = [i for i in range(n) if i % 6 == 5]
     earlier = rest[:30]
     lemlist_origin = [i for i in rest[30:] if in_leadlex(i) or in_dialnexa(i)][:15]
-    taken = set(crm) | set(earlier) | set(lemlist_origin)
+    before_install = [i for i in rest[30:] if i not in lemlist_origin and (in_leadlex(i) or i % 2)][:60]
+    taken = set(crm) | set(earlier) | set(lemlist_origin) | set(before_install)
     return {
         "crm": crm,
         "earlier": earlier,
         "lemlist_origin": lemlist_origin,
+        "before_install": before_install,
         "untouched": [i for i in range(n) if i not in taken],
     }
 
@@ -147,44 +158,11 @@ def build_seed(n: int = PEOPLE) -> dict[str, Any]:
     }
 
 
-def items_of(seed: dict[str, Any], emails: set[str], removed_too: bool = False) -> dict[tuple[str, str], set[str]]:
-    """The audit items of each removal action for these people."""
-    keys = ("contacts", "removed_contacts") if removed_too else ("contacts",)
-    return {
-        ("lemlist", "add_unsubscribe"): set(emails),
-        ("lemlist", "mark_not_interested"): set(emails),
-        ("leadlex", "remove_contact"): {
-            c["contact_id"]
-            for campaign in seed["leadlex"]["campaigns"]
-            for key in keys
-            for c in campaign[key]
-            if c["email"] in emails
-        },
-        ("dialnexa", "remove_campaign_lead"): {
-            lead["id"]
-            for campaign in seed["dialnexa"]["campaigns"]
-            for lead in campaign["leads"]
-            if lead["email"] in emails
-        },
-    }
-
-
 def leadlex_cap(seed: dict[str, Any], to_remove: set[str]) -> int:
     """About two thirds of the LeadLex removals: the cap is hit once, and the next window holds
     the rest and the reads around them (the pull, the preflights, the check)."""
     removals = len(items_of(seed, to_remove)[("leadlex", "remove_contact")])
     return math.ceil(0.65 * (removals + len(seed["leadlex"]["campaigns"])))
-
-
-def data_interval(warehouse_db: Path) -> tuple[pendulum.DateTime, pendulum.DateTime]:
-    """From the window's first day to the end of the day of its last opt-out."""
-    (last,) = (
-        sqlite3.connect(warehouse_db)
-        .execute("SELECT max(opted_out_at) FROM crm_optouts WHERE opted_out_at >= ?", (WINDOW_START.isoformat(),))
-        .fetchone()
-    )
-    end = pendulum.parse(last).in_timezone("UTC").start_of("day").add(days=1)
-    return WINDOW_START, end
 
 
 # -- evidence ------------------------------------------------------------------------------------
@@ -221,23 +199,50 @@ def overlapping(intervals: list[tuple[str, str]]) -> bool:
 # -- the test ------------------------------------------------------------------------------------
 
 
-@pytest.mark.timeout(600)
+def run_report(tis: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        f"{ti['task_id']}[{ti['map_index']}]" if ti["map_index"] >= 0 else ti["task_id"]: (
+            ti["state"],
+            ti["try_number"],
+        )
+        for ti in tis
+    }
+
+
+def final_audit_rows(warehouse_db: Path, run_id: str) -> dict[tuple, list[str]]:
+    """Per (vendor, action, task, map index, item) of one run: its final outcomes, oldest first."""
+    rows = (
+        sqlite3.connect(warehouse_db)
+        .execute(
+            f"SELECT vendor, action, item, outcome, task_id, map_index FROM {AUDIT_TABLE} "
+            "WHERE run_id = ? ORDER BY recorded_at",
+            (run_id,),
+        )
+        .fetchall()
+    )
+    final: dict[tuple, list[str]] = defaultdict(list)
+    for vendor, action, item, outcome, task_id, map_index in rows:
+        if outcome in OK_OUTCOMES or outcome in {"failed", "not_honoured"}:
+            final[(vendor, action, task_id, map_index, item)].append(outcome)
+    return final
+
+
+@pytest.mark.timeout(720)
 def test_suppression_sync_under_a_real_scheduler(tmp_path_factory):
     started = time.monotonic()
     home = tmp_path_factory.mktemp("e2e-airflow-home")
     seed = build_seed()
     who = {name: [email(i) for i in people] for name, people in groups().items()}
     assert len(who["crm"]) >= 1000
-    # this run's opt-outs: the CRM's in the interval and lemlist's whole list (the warehouse
-    # has never pulled it: everything on it is first seen by this run)
-    must_reach = set(who["crm"]) | set(who["lemlist_origin"])
-    may_reach = must_reach | {u["value"] for u in seed["lemlist"]["unsubscribes"]}
     seed_path = home / "seed.json"
     seed_path.write_text(json.dumps(seed))
     warehouse_db = home / "warehouse.db"
-    warehouse.build(warehouse_db, seed, who["crm"], who["earlier"], WINDOW_START)
-    interval_start, interval_end = data_interval(warehouse_db)
-    cap = leadlex_cap(seed, must_reach)
+    warehouse.build(warehouse_db, seed)
+    warehouse.add_optouts(warehouse_db, who["before_install"] + who["earlier"], BEFORE_INSTALL)
+    # lemlist's list holds some people from the start: the first run's pull brings them in
+    listed = {u["value"] for u in seed["lemlist"]["unsubscribes"]}
+    new_people = set(who["crm"]) - listed
+    cap = leadlex_cap(seed, new_people)
 
     sandbox_log = open(home / "sandbox.log", "wb")  # closed in the finally below
     sandbox_proc, sandbox_url = start_sandbox_process(
@@ -245,14 +250,12 @@ def test_suppression_sync_under_a_real_scheduler(tmp_path_factory):
         str(seed_path),
         "--lemlist-limit",
         f"{LEMLIST_LIMIT[0]}/{LEMLIST_LIMIT[1]:g}",
-        "--leadlex-limit",
-        f"{cap}/{LEADLEX_WINDOW:g}",
         output=sandbox_log,
     )
     sandbox = SandboxClient(sandbox_url)
     cluster = None
-    run_id, tis = f"e2e__{interval_start.to_date_string()}", []
-    report: dict[str, Any] = {"leadlex_cap": f"{cap} requests / {LEADLEX_WINDOW:g} s"}
+    run_id, tis = "", []
+    report: dict[str, Any] = {"leadlex_cap": f"{cap} requests / {LEADLEX_WINDOW:g} s in the manual run"}
     try:
         before = sandbox.state()
         conns = {
@@ -267,29 +270,39 @@ def test_suppression_sync_under_a_real_scheduler(tmp_path_factory):
             for vendor, key in DEFAULT_KEYS.items()
         }
         conns["AIRFLOW_CONN_OUTREACH_WAREHOUSE"] = json.dumps({"conn_type": "sqlite", "host": str(warehouse_db)})
-        cluster = AirflowCluster(home, REPO / "example_dags", env=conns, parallelism=PARALLELISM)
+        cluster = AirflowCluster(home, REPO / "example_dags", env=conns, parallelism=PARALLELISM, scheduled=True)
         cluster.start()
         cluster.wait_for_dag(DAG_ID)
-        cluster.trigger(
-            DAG_ID,
-            run_id,
-            logical_date=interval_start.isoformat(),
-            data_interval_start=interval_start.isoformat(),
-            data_interval_end=interval_end.isoformat(),
-            conf={"max_inline_wait": MAX_INLINE_WAIT},
-        )
+
+        # -- 1. the first scheduled run of a fresh install catches up on the earlier opt-outs
+        cluster.unpause(DAG_ID)
+        run_id = cluster.wait_for_run_created(DAG_ID, "scheduled")["dag_run_id"]
+        state, tis = cluster.wait_for_run(DAG_ID, run_id, timeout=RUN_TIMEOUT)
+        report["first_run"] = {"run_id": run_id, "task_instances": run_report(tis)}
+        assert state == "success", f"the first scheduled run ended {state}: {run_report(tis)}"
+        assert all(ti["try_number"] == 1 for ti in tis), f"a task needed a retry: {run_report(tis)}"
+        caught_up = sorted(set(who["before_install"] + who["earlier"]) | listed)
+        for tool, parts in verify.suppression_state(sandbox.state(), caught_up).items():
+            assert parts["not_honoured"] == [], f"first run, {tool}: {len(parts['not_honoured'])} not honoured"
+        first_rows = final_audit_rows(warehouse_db, run_id)
+        assert {(v, a) for v, a, *_ in first_rows} >= {
+            ("lemlist", "check"),
+            ("leadlex", "check"),
+            ("dialnexa", "check"),
+        }
+
+        # -- 2. a manual run with no logical date: the new opt-outs, under LeadLex's cap
+        sandbox.configure(limits={"leadlex": [{"limit": cap, "window": LEADLEX_WINDOW}]})
+        warehouse.add_optouts(warehouse_db, who["crm"], BEFORE_INSTALL.add(days=40))
+        run_id = "e2e_manual"
+        created = cluster.trigger(DAG_ID, run_id, conf={"max_inline_wait": MAX_INLINE_WAIT})
+        assert created["logical_date"] is None
         state, tis = cluster.wait_for_run(DAG_ID, run_id, timeout=RUN_TIMEOUT)
         after = sandbox.state()
         log = {vendor: sandbox.requests(vendor=vendor) for vendor in DEFAULT_KEYS}
         report["429s"] = {vendor: sum(1 for r in records if r["status"] == 429) for vendor, records in log.items()}
         report["requests"] = {vendor: len(records) for vendor, records in log.items()}
-        report["task_instances"] = {
-            f"{ti['task_id']}[{ti['map_index']}]" if ti["map_index"] >= 0 else ti["task_id"]: (
-                ti["state"],
-                ti["try_number"],
-            )
-            for ti in tis
-        }
+        report["task_instances"] = run_report(tis)
 
         # -- the run and its task instances
         assert state == "success", f"run ended {state}: {report['task_instances']}"
@@ -303,8 +316,9 @@ def test_suppression_sync_under_a_real_scheduler(tmp_path_factory):
         assert overlapping(lemlist_tis), f"lemlist tasks did not run in parallel: {lemlist_tis}"
         assert overlapping([(ti["start_date"], ti["end_date"]) for ti in leadlex_mapped])
         removals_per_campaign: dict[str, list[float]] = defaultdict(list)
+        manual_started = pendulum.parse(min(ti["start_date"] for ti in tis if ti["start_date"])).float_timestamp
         for r in log["leadlex"]:
-            if r["method"] == "DELETE" and "/contacts/" in r["path"]:
+            if r["method"] == "DELETE" and "/contacts/" in r["path"] and r["time"] >= manual_started:
                 removals_per_campaign[r["path"].split("/campaigns/")[1].split("/")[0]].append(r["time"])
         spans = [
             (pendulum.from_timestamp(min(t)).isoformat(), pendulum.from_timestamp(max(t)).isoformat())
@@ -326,40 +340,27 @@ def test_suppression_sync_under_a_real_scheduler(tmp_path_factory):
         assert all(n <= MAX_429_PER_VENDOR for n in report["429s"].values()), report["429s"]
 
         # -- the sandbox's end state: every opt-out honoured everywhere, nobody else touched
-        opted_out = who["crm"] + who["lemlist_origin"] + who["earlier"]
+        opted_out = sorted(set(who["crm"]) | set(caught_up))
         for tool, parts in verify.suppression_state(after, opted_out).items():
             assert parts["not_honoured"] == [], f"{tool}: {len(parts['not_honoured'])} not honoured"
         assert verify.changed(before, after, who["untouched"] + who["earlier"]) == []
 
-        # -- the audit: one final row per person per vendor and action, nothing failed
-        rows = (
-            sqlite3.connect(warehouse_db)
-            .execute(
-                f"SELECT vendor, action, item, outcome, task_id, map_index, try_number, run_id, recorded_at "
-                f"FROM {AUDIT_TABLE} ORDER BY recorded_at"
-            )
-            .fetchall()
-        )
-        assert rows and {row[7] for row in rows} == {run_id}
-        final: dict[tuple, list[str]] = defaultdict(list)
-        latest: dict[tuple, str] = {}
-        for vendor, action, item, outcome, task_id, map_index, _try, _run, _at in rows:
-            key = (vendor, action, task_id, map_index, item)
-            latest[key] = outcome
-            if outcome in OK_OUTCOMES or outcome in {"failed", "not_honoured"}:
-                final[key].append(outcome)
-        bad = {k: v for k, v in latest.items() if v not in OK_OUTCOMES}
+        # -- the audit: one final row per person per vendor and action, nothing failed, and only
+        # the new opt-outs sent: what the first run proved is not sent again
+        final = final_audit_rows(warehouse_db, run_id)
+        bad = {k: v for k, v in final.items() if v[-1] not in OK_OUTCOMES}
         assert not bad, f"{len(bad)} audit items did not end well, e.g. {list(bad.items())[:5]}"
         twice = {k: v for k, v in final.items() if len(v) != 1}
         assert not twice, f"{len(twice)} items have more than one final row, e.g. {list(twice.items())[:5]}"
         audited: dict[tuple[str, str], set[str]] = defaultdict(set)
         for vendor, action, _task, _index, item in final:
             audited[(vendor, action)].add(item)
-        at_most = items_of(seed, may_reach, removed_too=True)
-        for key, items in items_of(seed, must_reach).items():
+        new = items_of(seed, new_people)
+        for key, items in new.items():
             assert items <= audited[key], f"{key}: {len(items - audited[key])} opted-out people not acted on"
-            extra = audited[key] - at_most[key]
-            assert not extra, f"{key}: {len(extra)} people acted on who did not opt out, e.g. {sorted(extra)[:5]}"
+            extra = audited[key] - items
+            assert not extra, f"{key}: {len(extra)} items sent again or never opted out, e.g. {sorted(extra)[:5]}"
+        assert set(opted_out) <= audited[("lemlist", "check")], "the check reads every opt-out back"
         report["audit_rows"] = {f"{v} {a}": len(items) for (v, a), items in sorted(audited.items())}
     except BaseException:  # a failed assertion, a cluster error, pytest-timeout's interruption
         if cluster is not None:

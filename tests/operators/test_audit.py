@@ -3,7 +3,6 @@ values cut to their columns, older tables upgraded, a failed write stops the run
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 
@@ -11,21 +10,9 @@ import pytest
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from airflow_provider_outreach.audit import COLUMNS, AuditTrail, TaskScope
+from airflow_provider_outreach.audit import AUDIT_COLUMNS, COLUMNS, AuditTrail, TaskScope
 from airflow_provider_outreach.operators.dialnexa import DialnexaRemoveCampaignLeadOperator
 from tests.conftest import RecordingTI
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def warehouse(request, tmp_path, monkeypatch):
-    """A common-sql connection id (``audit_db``) on SQLite or on the real PostgreSQL server."""
-    if request.param == "sqlite":
-        conn = {"conn_type": "sqlite", "host": str(tmp_path / "audit.db")}
-        monkeypatch.setenv("AIRFLOW_CONN_AUDIT_DB", json.dumps(conn))
-    else:
-        db = request.getfixturevalue("postgres_db")
-        monkeypatch.setenv("AIRFLOW_CONN_AUDIT_DB", db.airflow_conn_json())
-    return "audit_db"
 
 
 def _seed(sandbox, n: int) -> None:
@@ -201,7 +188,8 @@ def test_a_failed_write_leaves_no_part_of_its_rows(warehouse):
     trail = AuditTrail(warehouse, "whole_audit", TaskScope("d", "r", "t"), "lemlist", "check")
     trail.ensure_table()
     rows = [trail.row(f"i{n}", "done", "2026-01-01T00:00:00Z") for n in range(600)]
-    rows[550] = rows[550][:3] + (None,) + rows[550][4:]  # outcome NOT NULL: the database refuses this row
+    at = AUDIT_COLUMNS.index("outcome")
+    rows[550] = rows[550][:at] + (None,) + rows[550][at + 1 :]  # outcome NOT NULL: the database refuses this row
     with pytest.raises(Exception):  # noqa: B017 (each driver names it differently)
         trail.write(rows)
     assert _rows(warehouse, "SELECT count(*) FROM whole_audit") == [(0,)]

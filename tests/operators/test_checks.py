@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowFailException
@@ -13,15 +11,6 @@ from airflow_provider_outreach.operators.dialnexa import DialnexaSuppressionChec
 from airflow_provider_outreach.operators.leadlex import LeadlexSuppressionCheckOperator
 from airflow_provider_outreach.operators.lemlist import LemlistSuppressionCheckOperator
 from tests.conftest import RecordingTI
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def warehouse(request, tmp_path, monkeypatch):
-    if request.param == "sqlite":
-        monkeypatch.setenv("AIRFLOW_CONN_AUDIT_DB", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "a.db")}))
-    else:
-        monkeypatch.setenv("AIRFLOW_CONN_AUDIT_DB", request.getfixturevalue("postgres_db").airflow_conn_json())
-    return "audit_db"
 
 
 def _audit(conn_id: str) -> dict[str, str]:
