@@ -28,6 +28,8 @@ COLUMNS: dict[str, tuple[str, int | None]] = {
     "code": ("VARCHAR(128)", 128),
     "reason": ("VARCHAR(64)", 64),
     "message": ("VARCHAR(4000)", 4000),
+    #: 1: a failure a later try of the task may cure (it sends the item again); 0: a final one
+    "retryable": ("INTEGER", None),
     "recorded_at": ("VARCHAR(40) NOT NULL", 40),
     "dag_id": ("VARCHAR(250)", 250),
     "run_id": ("VARCHAR(250)", 250),
@@ -162,6 +164,7 @@ class AuditTrail:
         code: str | None = None,
         reason: str | None = None,
         message: str | None = None,
+        retryable: bool | None = None,
     ) -> tuple:
         s = self.scope
         values = (
@@ -174,6 +177,7 @@ class AuditTrail:
             code,
             reason,
             message,
+            None if retryable is None else int(retryable),
             at,
             s.dag_id,
             s.run_id,
@@ -190,11 +194,11 @@ class AuditTrail:
         return len(rows)
 
     def earlier_rows(self) -> Iterable[tuple]:
-        """``(item, outcome, status, code, reason, message)`` of this task instance's earlier
-        tries, oldest first (by try, then by call time: workers' clocks may differ)."""
+        """``(item, outcome, status, code, reason, message, retryable)`` of this task instance's
+        earlier tries, oldest first (by try, then by call time: workers' clocks may differ)."""
         s = self.scope
         sql = (
-            f"SELECT item, outcome, status, code, reason, message FROM {self.table} "
+            f"SELECT item, outcome, status, code, reason, message, retryable FROM {self.table} "
             "WHERE vendor = %s AND action = %s AND dag_id = %s AND run_id = %s AND task_id = %s AND map_index = %s "
             "ORDER BY try_number, recorded_at"
         )

@@ -1,4 +1,10 @@
-"""What the scheduler pays on every DAG-file parse: operator and sensor modules stay light."""
+"""What the scheduler pays on every DAG-file parse: the modules a DAG file imports stay light.
+
+Every ``import`` statement that the provider's own modules run while they are imported is
+recorded (through ``builtins.__import__``, which sees an import even when the module is
+already loaded, say by ``airflow.sdk``), so a heavy import at a module's top level is
+caught whoever loaded the heavy module first.
+"""
 
 from __future__ import annotations
 
@@ -13,31 +19,80 @@ from tests.conftest import REPO
 HEAVY = (
     "requests",
     "httpx",
+    "aiohttp",
+    "urllib3",
     "tenacity",
-    "airflow.triggers.base",
-    "airflow.providers.standard.triggers.temporal",
+    "pyrate_limiter",
+    "filelock",
+    "redis",
+    "pendulum",
+    "sqlite3",
+    "psycopg",
+    "psycopg2",
+    "airflow.providers.common.sql.hooks",
+    "airflow.triggers",
+    "airflow.providers.standard.triggers",
     "airflow_provider_outreach.core.transport",
     "airflow_provider_outreach.core.pacing",
+    "airflow_provider_outreach.core.budget",
     "airflow_provider_outreach.bulk.engine",
-    "airflow_provider_outreach.triggers.campaign_status",
+    "airflow_provider_outreach.triggers",
 )
 
-
-def test_operator_and_sensor_modules_import_no_http_client_retry_library_or_trigger():
-    code = f"""
-import importlib, json, sys
-import airflow.sdk
+CHILD = r"""
+import builtins, importlib, importlib.util, json, runpy, sys
+import airflow.sdk  # what Airflow itself loads is not the provider's doing
 from airflow_provider_outreach import get_provider_info
-before = set(sys.modules)
+
 info = get_provider_info()
 modules = [m for kind in ("operators", "sensors", "hooks") for e in info[kind] for m in e["python-modules"]]
+modules += [t["python-module"] for t in info["transfers"]] + ["airflow_provider_outreach.sync"]
+edges = []
+real = builtins.__import__
+
+def spy(name, globals=None, locals=None, fromlist=(), level=0):
+    importer = (globals or {}).get("__name__") or ""
+    if importer.split(".")[0] == "airflow_provider_outreach":
+        target = importlib.util.resolve_name("." * level + name, globals.get("__package__")) if level else name
+        edges.append([importer, target])
+        edges.extend([importer, f"{target}.{item}"] for item in (fromlist or ()) if item != "*")
+    return real(name, globals, locals, fromlist, level)
+
+builtins.__import__ = spy
 for name in modules:
     importlib.import_module(name)
-print(json.dumps({{"modules": modules, "heavy": [h for h in {HEAVY!r} if h in sys.modules and h not in before]}}))
+for path in sys.argv[1:]:  # the example DAG files, as the DAG processor runs them
+    runpy.run_path(path, run_name="dag_file")
+builtins.__import__ = real
+print(json.dumps({"modules": modules, "edges": edges}))
 """
+
+
+def heavy_imports(edges: list[list[str]]) -> list[list[str]]:
+    return [
+        [importer, target]
+        for importer, target in edges
+        if any(target == h or target.startswith(h + ".") for h in HEAVY)
+    ]
+
+
+def test_modules_a_dag_file_imports_load_no_http_client_retry_library_or_trigger():
+    dag_files = sorted(str(p) for p in (REPO / "example_dags").glob("*.py"))
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, *dag_files], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert len(result["modules"]) == 9  # three vendors: hooks, operators, sensors
-    assert result["heavy"] == []
+    assert len(result["modules"]) == 12  # hooks, operators and sensors of three vendors, two transfers, sync
+    importers = {importer for importer, _ in result["edges"]}
+    assert {"airflow_provider_outreach.operators.base", "airflow_provider_outreach.hooks.base"} <= importers
+    assert heavy_imports(result["edges"]) == []
+
+
+def test_the_spy_sees_an_import_of_a_module_already_loaded():
+    """The check above would see ``import httpx`` in a provider module even though
+    ``airflow.sdk`` loaded httpx before it."""
+    assert heavy_imports([["airflow_provider_outreach.operators.base", "httpx"]]) != []
+    assert heavy_imports([["airflow_provider_outreach.hooks.base", "airflow_provider_outreach.core.pacing"]]) != []
+    assert heavy_imports([["airflow_provider_outreach.hooks.base", "airflow_provider_outreach.core.paths"]]) == []

@@ -81,7 +81,10 @@ class BulkPolicy:
     progress_every: float = 10.0
 
     def classify(self, exc: BaseException) -> tuple[str, dict[str, Any]]:
-        """Outcome and details of a call that raised ``exc``."""
+        """Outcome and details of a call that raised ``exc``; a failure's ``retryable`` says
+        whether a later try of the task may cure it (the item is then sent again): a
+        transient error (the retry rule's), a refused key (it can be fixed), an answer this
+        API does not give, an error of unknown kind."""
         if isinstance(exc, NotFoundError):
             missing = getattr(exc, "missing", None)
             if missing is not None and missing == self.item_object:
@@ -90,12 +93,12 @@ class BulkPolicy:
                 return FAILED, _api_failure(exc, "not_found")
             if missing == "campaign" and self.campaign_scoped:
                 return FAILED, _api_failure(exc, "campaign_not_found")
-            return FAILED, _api_failure(exc, "unexpected_response")
+            return FAILED, _api_failure(exc, UNEXPECTED, retryable=True)
         if isinstance(exc, (UnexpectedResponseError, InvalidResponseError)):
-            return FAILED, _api_failure(exc, "unexpected_response")
+            return FAILED, _api_failure(exc, UNEXPECTED, retryable=True)
         if isinstance(exc, ConflictError):
             if self.conflict_absent and exc.state != self.conflict_reason:
-                return FAILED, _api_failure(exc, "unexpected_response")  # not the 409 the vendor gives
+                return FAILED, _api_failure(exc, UNEXPECTED, retryable=True)  # not the 409 the vendor gives
             if self.conflict_absent:
                 return ALREADY_ABSENT, {
                     "status": exc.status_code,
@@ -106,14 +109,19 @@ class BulkPolicy:
         if isinstance(exc, CampaignNotDraftError):
             return FAILED, {"code": "campaign_not_draft", "message": str(exc), "reason": "campaign_not_draft"}
         if isinstance(exc, OutreachAPIError):
-            return FAILED, _api_failure(exc, type(exc).__name__)
+            transient = decide(exc, float("inf")).action is not Action.GIVE_UP
+            return FAILED, _api_failure(exc, type(exc).__name__, transient or isinstance(exc, AuthenticationError))
         if isinstance(exc, InvalidInputError):
             return FAILED, {"message": str(exc), "reason": "invalid"}
-        return FAILED, {"message": f"{type(exc).__name__}: {exc}", "reason": "error"}
+        return FAILED, {"message": f"{type(exc).__name__}: {exc}", "reason": "error", "retryable": True}
 
 
-def _api_failure(exc: OutreachAPIError, reason: str) -> dict[str, Any]:
-    return {"status": exc.status_code, "code": exc.code, "message": str(exc), "reason": reason}
+#: the reason of an answer this API does not give for the call
+UNEXPECTED = "unexpected_response"
+
+
+def _api_failure(exc: OutreachAPIError, reason: str, retryable: bool = False) -> dict[str, Any]:
+    return {"status": exc.status_code, "code": exc.code, "message": str(exc), "reason": reason, "retryable": retryable}
 
 
 @dataclass(frozen=True)
@@ -159,7 +167,7 @@ class _Breaker:
             return Stop(f"the API key was refused at item {item!r}: {exc}", final=True)
         if reason == "campaign_not_found":
             return Stop(f"the campaign disappeared at item {item!r}: {exc}", final=True)
-        self.unexpected = self.unexpected + 1 if reason == "unexpected_response" else 0
+        self.unexpected = self.unexpected + 1 if reason == UNEXPECTED else 0
         if self.unexpected >= self.policy.max_unexpected:
             return Stop(f"{self.unexpected} answers in a row that this API does not give; last: {exc}", final=True)
         self.refused_alone = self.refused_alone + 1 if refused_alone else 0
@@ -169,9 +177,7 @@ class _Breaker:
                 f"not about the items; last: {exc}",
                 final=True,
             )
-        transient = (
-            exc is not None and reason != "unexpected_response" and decide(exc, float("inf")).action is Action.RETRY
-        )
+        transient = exc is not None and reason != UNEXPECTED and decide(exc, float("inf")).action is Action.RETRY
         self.transient = self.transient + 1 if transient else 0
         if self.transient >= max(self.policy.max_transient, 2 * self.policy.max_workers):
             return Stop(
@@ -182,6 +188,150 @@ class _Breaker:
 
 class _NotSent(Exception):
     """An item not sent: the run waits for the quota, or was stopped."""
+
+
+class _BulkRun:
+    """One run of :func:`run_bulk`: the queue of units (items, or chunks of them), the workers,
+    and what halts the run: a quota wait (the longest one met) or a stop."""
+
+    def __init__(
+        self,
+        items: list[str],
+        call: Callable[[Any], Any],
+        report: Report,
+        policy: BulkPolicy,
+        ledger: Ledger,
+        logger: logging.Logger | logging.LoggerAdapter,
+    ) -> None:
+        self.call = call
+        self.report = report
+        self.policy = policy
+        self.ledger = ledger
+        self.logger = logger
+        self.batched = policy.batch_size is not None
+        size = policy.batch_size or 1
+        self.queue = deque(items[i : i + size] for i in range(0, len(items), size))
+        self.total = len(items) + len(report.results)
+        self.workers = max(1, policy.max_workers)
+        self.lock = threading.Lock()  # guards the report, the ledger's pending rows and the fields below
+        self.breaker = _Breaker(policy)
+        #: the longest quota wait met; the run then sends nothing more and hands back what is left
+        self.quota: RateLimitError | None = None
+        #: why the run stopped; it then sends nothing more
+        self.stop: Stop | None = None
+
+    @property
+    def halted(self) -> bool:
+        return self.quota is not None or self.stop is not None
+
+    def halt(self, cause: Stop) -> None:
+        """Stop the run (call under the lock); the first cause is the one reported."""
+        if self.stop is None:
+            self.stop = cause
+            self.logger.error("stopping: %s", cause.cause)
+
+    def send(self, unit: list[str]) -> list[list[str]]:
+        """Send one item (or chunk) and record its outcome; returns the halves to send instead
+        of a chunk the API refused as malformed."""
+        if self.halted:
+            raise _NotSent()
+        try:
+            value = self.call(unit if self.batched else unit[0])
+        except Exception as exc:  # every failure becomes a reported outcome
+            if isinstance(exc, RateLimitError) and decide(exc, self.policy.max_inline_wait).action is Action.DEFER:
+                with self.lock:
+                    if self.quota is None or (exc.retry_after or 0) > (self.quota.retry_after or 0):
+                        self.quota = exc
+                raise _NotSent() from None
+            if self.batched and len(unit) > 1 and isinstance(exc, InvalidRequestError):
+                half = len(unit) // 2
+                return [unit[:half], unit[half:]]
+            error: BaseException | None = exc
+            outcome, details = self.policy.classify(exc)
+        else:
+            error, outcome, details = None, self.policy.outcome_of(value) if self.policy.outcome_of else DONE, {}
+        at = utc_now_iso()
+        with self.lock:  # recorded by the worker itself, so a stop takes effect before the next request
+            for item in unit:
+                self.ledger.record(item, self.report.record(item, outcome, **details), at)
+            refused_alone = self.batched and isinstance(error, InvalidRequestError)  # a unit of one: halving ended
+            cause = self.breaker.observe(unit[0], error, details, refused_alone)
+            if cause is not None:
+                self.halt(cause)
+        return []
+
+    def flush(self) -> None:
+        """Write what the ledger holds; a failed write puts it back and stops the run."""
+        with self.lock:
+            pending = self.ledger.take()
+        try:
+            self.ledger.write(pending)
+        except Exception as exc:
+            with self.lock:
+                self.ledger.restore(pending)  # written by a later flush, if one succeeds
+                self.halt(Stop(f"the audit trail could not be written, so nothing more is sent: {exc}", final=False))
+
+    def run(self) -> BulkResult:
+        unsent: list[str] = []
+        last_progress = time.monotonic()
+        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="outreach-bulk")
+        running: dict[Future, list[str]] = {}
+
+        def fill() -> None:
+            while self.queue and len(running) < self.workers * 2 and not self.halted:
+                unit = self.queue.popleft()
+                running[pool.submit(self.send, unit)] = unit
+
+        try:
+            fill()
+            while running:
+                done, _ = wait(list(running), timeout=1.0, return_when=FIRST_COMPLETED)
+                for future in done:
+                    unit = running.pop(future)
+                    exc = future.exception()
+                    if isinstance(exc, _NotSent):
+                        unsent.extend(unit)
+                    elif exc is not None:  # pragma: no cover - send() records every failure
+                        with self.lock:
+                            for item in unit:
+                                result = self.report.record(
+                                    item, FAILED, reason="error", message=repr(exc), retryable=True
+                                )
+                                self.ledger.record(item, result, utc_now_iso())
+                    else:
+                        self.queue.extendleft(reversed(future.result()))  # the halves of a refused chunk go next
+                if self.ledger.due():
+                    self.flush()
+                fill()
+                now = time.monotonic()
+                if now - last_progress >= self.policy.progress_every:
+                    last_progress = now
+                    self.logger.info(
+                        "%s: %d of %d items finished", self.report.action, len(self.report.results), self.total
+                    )
+        except BaseException:  # interrupted (the task's timeout, a signal): send nothing more, keep the record
+            with self.lock:
+                self.halt(Stop("the task was interrupted", final=False))
+            pool.shutdown(wait=True, cancel_futures=True)
+            self.flush()
+            raise
+        pool.shutdown(wait=True)
+        for unit in self.queue:
+            unsent.extend(unit)
+        if self.stop is None:
+            self.flush()  # before a quota wait or the end: a failed write still stops the run
+        if self.stop is not None:
+            for item in unsent:
+                result = self.report.record(
+                    item, NOT_ATTEMPTED, reason="not_attempted", message=self.stop.cause, retryable=True
+                )
+                self.ledger.record(item, result, utc_now_iso())
+            self.flush()
+            return BulkResult(stop=self.stop)
+        if self.quota is not None:
+            wait_for = self.quota.retry_after or 0.0
+            return BulkResult(quota=QuotaWait(retry_after=wait_for, pending=unsent, error=str(self.quota)))
+        return BulkResult()
 
 
 def run_bulk(
@@ -199,112 +349,4 @@ def run_bulk(
     A chunk the API refuses as malformed (400) is split in halves until the refused items
     stand alone: those fail with the API's message, the others are done.
     """
-    ledger = ledger or Ledger()
-    total = len(items) + len(report.results)
-    lock = threading.Lock()
-    waits: list[RateLimitError] = []
-    stopped: list[Stop] = []
-    breaker = _Breaker(policy)
-    batched = policy.batch_size is not None
-
-    def stop(cause: Stop) -> None:
-        if not stopped:
-            stopped.append(cause)
-            logger.error("stopping: %s", cause.cause)
-
-    def one(unit: list[str]) -> list[list[str]]:
-        """Send one item (or chunk); returns the halves to send instead of a refused chunk."""
-        if waits or stopped:
-            raise _NotSent()
-        try:
-            value = call(unit if batched else unit[0])
-        except Exception as exc:  # every failure becomes a reported outcome
-            if isinstance(exc, RateLimitError) and decide(exc, policy.max_inline_wait).action is Action.DEFER:
-                waits.append(exc)
-                raise _NotSent() from None
-            if batched and len(unit) > 1 and isinstance(exc, InvalidRequestError):
-                half = len(unit) // 2
-                return [unit[:half], unit[half:]]
-            error: BaseException | None = exc
-            outcome, details = policy.classify(exc)
-        else:
-            error, outcome, details = None, policy.outcome_of(value) if policy.outcome_of else DONE, {}
-        at = utc_now_iso()
-        with lock:  # recorded by the worker itself, so a stop takes effect before the next request
-            for item in unit:
-                ledger.record(item, report.record(item, outcome, **details), at)
-            refused_alone = batched and isinstance(error, InvalidRequestError)  # a unit of one: halving ended
-            cause = breaker.observe(unit[0], error, details, refused_alone)
-            if cause is not None:
-                stop(cause)
-        return []
-
-    def flush() -> None:
-        with lock:
-            pending = ledger.take()
-        try:
-            ledger.write(pending)
-        except Exception as exc:
-            with lock:
-                ledger.restore(pending)  # written by a later flush, if one succeeds
-                stop(Stop(f"the audit trail could not be written, so nothing more is sent: {exc}", final=False))
-
-    size = policy.batch_size or 1
-    queue = deque(items[i : i + size] for i in range(0, len(items), size))
-    unsent: list[str] = []
-    last_progress = time.monotonic()
-    workers = max(1, policy.max_workers)
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="outreach-bulk")
-    running: dict[Future, list[str]] = {}
-
-    def fill() -> None:
-        while queue and len(running) < workers * 2 and not waits and not stopped:
-            unit = queue.popleft()
-            running[pool.submit(one, unit)] = unit
-
-    try:
-        fill()
-        while running:
-            done, _ = wait(list(running), timeout=1.0, return_when=FIRST_COMPLETED)
-            for future in done:
-                unit = running.pop(future)
-                exc = future.exception()
-                if isinstance(exc, _NotSent):
-                    unsent.extend(unit)
-                elif exc is not None:  # pragma: no cover - one() records every failure
-                    with lock:
-                        for item in unit:
-                            result = report.record(item, FAILED, reason="error", message=repr(exc))
-                            ledger.record(item, result, utc_now_iso())
-                else:
-                    queue.extendleft(reversed(future.result()))  # the halves of a refused chunk go next
-            if ledger.due():
-                flush()
-            fill()
-            now = time.monotonic()
-            if now - last_progress >= policy.progress_every:
-                last_progress = now
-                logger.info("%s: %d of %d items finished", report.action, len(report.results), total)
-    except BaseException:  # interrupted (the task's timeout, a signal): send nothing more, keep the record
-        with lock:
-            stop(Stop("the task was interrupted", final=False))
-        pool.shutdown(wait=True, cancel_futures=True)
-        flush()
-        raise
-    pool.shutdown(wait=True)
-    for unit in queue:
-        unsent.extend(unit)
-    if not stopped:
-        flush()  # before a quota wait or the end: a failed write still stops the run
-    if stopped:
-        cause = stopped[0].cause
-        for item in unsent:
-            ledger.record(
-                item, report.record(item, NOT_ATTEMPTED, reason="not_attempted", message=cause), utc_now_iso()
-            )
-        flush()
-        return BulkResult(stop=stopped[0])
-    if waits:
-        longest = max(waits, key=lambda e: e.retry_after or 0)
-        return BulkResult(quota=QuotaWait(retry_after=longest.retry_after or 0.0, pending=unsent, error=str(longest)))
-    return BulkResult()
+    return _BulkRun(items, call, report, policy, ledger or Ledger(), logger).run()

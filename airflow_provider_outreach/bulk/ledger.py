@@ -20,6 +20,7 @@ from airflow_provider_outreach.bulk.report import (
     DONE,
     FAILED,
     HONOURED,
+    NOT_ATTEMPTED,
     NOT_HONOURED,
     ItemResult,
     is_final,
@@ -89,15 +90,29 @@ class AuditLedger(Ledger):
 
     def earlier(self) -> dict[str, ItemResult]:
         final: dict[str, ItemResult] = {}
-        for item, outcome, status, code, reason, message in self.audit.earlier_rows():
-            result = ItemResult(outcome, status, code, reason, message)
+        for item, outcome, status, code, reason, message, retryable in self.audit.earlier_rows():
+            # a failure written before the table said whether it was final is sent again
+            again = bool(retryable) if retryable is not None else outcome in (FAILED, NOT_ATTEMPTED)
+            result = ItemResult(outcome, status, code, reason, message, again)
             if is_final(result):  # the latest final row; a retryable row never outranks one
                 final[item] = result
         return final
 
     def _write(self, entries: list[tuple[str, ItemResult, str]]) -> None:
         self.audit.write(
-            [self.audit.row(item, r.outcome, at, r.status, r.code, r.reason, r.message) for item, r, at in entries]
+            [
+                self.audit.row(
+                    item,
+                    r.outcome,
+                    at,
+                    r.status,
+                    r.code,
+                    r.reason,
+                    r.message,
+                    r.retryable if r.outcome == FAILED else None,
+                )
+                for item, r, at in entries
+            ]
         )
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from airflow_provider_outreach.core.retry import TRANSIENT_ERRORS
-
 DONE = "done"
 ALREADY_ABSENT = "already_absent"
 #: not sent: the audit table holds an earlier run's proof (``done`` or ``already_absent``)
@@ -21,15 +19,6 @@ PROOF_OUTCOMES = (DONE, ALREADY_ABSENT)
 #: the outcomes every report counts, even at zero: of an action, of a read-back check
 ACTION_OUTCOMES = (DONE, ALREADY_ABSENT, FAILED)
 CHECK_OUTCOMES = (HONOURED, NOT_HONOURED, FAILED)
-
-#: failure reasons another attempt may cure, so a retry sends the item again: the retry
-#: rule's transient errors (a failure's reason is its error's class name), a refused key
-#: (once the key is fixed), an answer that made no sense, an item never sent, an error of
-#: unknown kind
-RETRYABLE_REASONS = frozenset(
-    {cls.__name__ for cls in TRANSIENT_ERRORS}
-    | {"AuthenticationError", "unexpected_response", "not_attempted", "error"}
-)
 
 #: report defaults: item lists up to this many items, failures listed in full up to this many
 ITEM_LIMIT = 1000
@@ -48,13 +37,15 @@ class ItemResult(NamedTuple):
     code: str | None = None
     reason: str | None = None
     message: str | None = None
+    #: a failure a later try of the task may cure (decided by the engine's classification)
+    retryable: bool = False
 
 
 def is_final(result: ItemResult) -> bool:
     """Whether no later attempt can change this item's outcome."""
     if result.outcome in (DONE, ALREADY_ABSENT, DONE_EARLIER, HONOURED, NOT_HONOURED):
         return True
-    return result.outcome == FAILED and result.reason not in RETRYABLE_REASONS
+    return result.outcome == FAILED and not result.retryable
 
 
 @dataclass
@@ -79,10 +70,11 @@ class Report:
         code: str | None = None,
         message: str | None = None,
         reason: str | None = None,
+        retryable: bool = False,
     ) -> ItemResult:
         if item in self.results:
             raise RuntimeError(f"item {item!r} already has an outcome")  # never two outcomes for one item
-        result = self.results[item] = ItemResult(outcome, status, code, reason, message)
+        result = self.results[item] = ItemResult(outcome, status, code, reason, message, retryable)
         return result
 
     @property

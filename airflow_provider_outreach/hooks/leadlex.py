@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from enum import Enum
 from typing import Any
 
 from airflow_provider_outreach.exceptions import CampaignNotDraftError, NotFoundError
 from airflow_provider_outreach.hooks.base import OutreachHook
+
+#: the most campaigns or enrollments LeadLex answers per page
+PAGE_SIZE = 100
+
+
+def more_pages(items: list[Any], page: int, meta: dict[str, Any]) -> bool:
+    """Whether a full page ``page`` (from 1) of ``items`` has a next one: ``meta.total`` says so
+    when LeadLex gives it, else a full page might."""
+    total = meta.get("total")
+    return len(items) >= PAGE_SIZE and (not isinstance(total, int) or page * PAGE_SIZE < total)
 
 
 class LeadlexCampaignStatus(str, Enum):
@@ -81,13 +92,13 @@ class LeadlexHook(OutreachHook):
             raise CampaignNotDraftError(vendor=self.vendor, campaign_id=campaign_id, status=status)
         return self.delete_campaign(campaign_id)
 
-    def list_campaigns(self, page: int = 1, per_page: int = 100) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def list_campaigns(self, page: int = 1, per_page: int = PAGE_SIZE) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """One page (from 1) of campaigns and the page's ``meta`` (``page``, ``per_page``, ``total``)."""
         body = self.call("GET", "/v1/campaigns", query={"page": page, "per_page": per_page})
         return body["data"]["campaigns"], body.get("meta") or {}
 
     def list_contacts(
-        self, campaign_id: str, page: int = 1, per_page: int = 100, status: str | None = None
+        self, campaign_id: str, page: int = 1, per_page: int = PAGE_SIZE, status: str | None = None
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """One page (from 1) of a campaign's enrollments (``contact_id``, ``email``, ``status``) and its ``meta``."""
         query: dict[str, Any] = {"page": page, "per_page": per_page}
@@ -95,6 +106,26 @@ class LeadlexHook(OutreachHook):
             query["status"] = status
         body = self.call("GET", "/v1/campaigns/{campaign_id}/contacts", query=query, campaign_id=campaign_id)
         return body["data"]["contacts"], body.get("meta") or {}
+
+    def campaign_pages(self, first_page: int = 1) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        """``(page, campaigns)`` of every page from ``first_page`` to the last, one request each."""
+        page = first_page
+        while True:
+            campaigns, meta = self.list_campaigns(page=page)
+            yield page, campaigns
+            if not more_pages(campaigns, page, meta):
+                return
+            page += 1
+
+    def contact_pages(self, campaign_id: str) -> Iterator[list[dict[str, Any]]]:
+        """Every page of a campaign's enrollments, one request each (at least one)."""
+        page = 1
+        while True:
+            contacts, meta = self.list_contacts(campaign_id, page=page)
+            yield contacts
+            if not more_pages(contacts, page, meta):
+                return
+            page += 1
 
     def pause_campaign(self, campaign_id: str) -> dict[str, Any]:
         """Pause an active campaign; returns the campaign (``id``, ``status``, ``paused_at``)."""

@@ -193,14 +193,8 @@ class OutreachBulkOperator(BaseOperator):
         hook = self.get_hook()
         try:
             self.log.info("preflight: %s", self._preflight(hook, campaign_id))
-            if not self.dry_run:
-                self.before_items(hook)
         except RateLimitError as exc:  # another task of the key spent the quota: wait on the triggerer too
-            from airflow_provider_outreach.core.retry import Action, decide
-
-            if decide(exc, self.inline_wait).action is not Action.DEFER:
-                raise
-            self._defer(exc.retry_after or 0.0, f"{exc}; nothing sent yet")
+            self._defer_for(exc, "nothing sent yet")
         ledger = self._ledger(context, report, todo, campaign_id)
         wanted = {*report.results, *todo}
         earlier = {item: result for item, result in ledger.earlier().items() if item in wanted}
@@ -226,7 +220,37 @@ class OutreachBulkOperator(BaseOperator):
             for item in todo:
                 report.record(item, WOULD_DO)
             return self._finish(context, report, ledger, stop=None)
+        if todo:
+            try:
+                self.before_items(hook)
+            except RateLimitError as exc:
+                ledger.flush()
+                self._defer_for(exc, "nothing sent yet")
+            except Exception as exc:  # what every item needs could not be read: none can be done
+                return self._fail_all(context, report, ledger, todo, exc)
         return self._run(context, hook, report, ledger, todo)
+
+    def _defer_for(self, exc: RateLimitError, why: str) -> None:
+        """Defer until the quota's reset when the wait is longer than the worker sleeps; else re-raise."""
+        from airflow_provider_outreach.core.retry import Action, decide
+
+        if decide(exc, self.inline_wait).action is not Action.DEFER:
+            raise exc
+        self._defer(exc.retry_after or 0.0, f"{exc}; {why}")
+
+    def _fail_all(self, context: Any, report: Report, ledger: Ledger, todo: list[str], exc: Exception) -> Any:
+        """Every item ``failed`` with the reason the shared read gave, recorded, reported; the task fails."""
+        from airflow_provider_outreach.bulk.report import FAILED
+
+        outcome, details = self.policy().classify(exc)
+        if outcome != FAILED:  # an answer that would prove an item absent proves nothing for all of them
+            details = {"message": str(exc), "reason": type(exc).__name__, "retryable": True}
+        self.log.error("%s: no item can be done: %s", self.action, exc)
+        at = utc_now_iso()
+        for item in todo:
+            ledger.record(item, report.record(item, FAILED, **details), at)
+        ledger.flush()
+        return self._finish(context, report, ledger, stop=None)
 
     def execute_resume(self, context: Any, event: Any = None) -> dict[str, Any]:
         """Continue after a quota wait: the ledger says which items are finished."""

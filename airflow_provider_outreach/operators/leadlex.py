@@ -74,7 +74,8 @@ class LeadlexSuppressionCheckOperator(OutreachCheckOperator):
 
     The campaign's enrollments are read once (``GET /v1/campaigns/{id}/contacts``, 100 per
     page: one request per 100 enrollments, against LeadLex's per-minute and daily limits),
-    not once per contact; a contact is ``honoured`` when it is not among them.
+    not once per contact; a contact is ``honoured`` when it is not among them. When they
+    cannot be read, every contact is ``failed`` with the reason, and the task fails.
 
     :param contact_id: a contact id or a list of them (templated).
     :param campaign_id: the campaign (templated).
@@ -95,14 +96,11 @@ class LeadlexSuppressionCheckOperator(OutreachCheckOperator):
 
     def before_items(self, hook: LeadlexHook) -> None:
         enrolled: set[str] = set()
-        page = 1
-        while True:
-            contacts, meta = hook.list_contacts(self.campaign_id, page=page, per_page=100)
+        requests = 0
+        for contacts in hook.contact_pages(self.campaign_id):
+            requests += 1
             enrolled.update(str(c["contact_id"]) for c in contacts)
-            if len(contacts) < 100 or (meta.get("total") is not None and page * 100 >= int(meta["total"])):
-                break
-            page += 1
-        self.log.info("campaign %s: %d enrollments read in %d requests", self.campaign_id, len(enrolled), page)
+        self.log.info("campaign %s: %d enrollments read in %d requests", self.campaign_id, len(enrolled), requests)
         self._enrolled = enrolled
 
     def honoured(self, hook: LeadlexHook, contact_id: str) -> bool:

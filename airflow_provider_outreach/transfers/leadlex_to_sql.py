@@ -34,8 +34,8 @@ PROGRESS_KEY = "outreach_leadlex_enrollments_progress"
 #: the campaign ids of a deferred run are kept in keys of their own, each value at most this
 #: many bytes of JSON (Airflow's ``[state_store] max_value_storage_bytes`` defaults to 65535)
 CAMPAIGN_IDS_BYTES_PER_KEY = 60_000
-#: campaigns or enrollments per request (LeadLex's maximum)
-PAGE_SIZE = 100
+#: campaigns whose rows one DELETE removes
+DELETE_BATCH = 100
 #: longest campaign or contact id the table's key columns hold; widths of the other columns
 MAX_ID_LENGTH = 255
 EMAIL_WIDTH, STATUS_WIDTH = 320, 64
@@ -96,14 +96,9 @@ def stored_campaigns(conn: Any, table: str) -> list[str]:
 def remove_campaigns(conn: Any, hook: DbApiHook, table: str, campaign_ids: list[str]) -> None:
     """Delete, in one transaction, the rows of ``campaign_ids``."""
     with transaction(conn) as cursor:
-        for start in range(0, len(campaign_ids), PAGE_SIZE):
-            batch = campaign_ids[start : start + PAGE_SIZE]
+        for start in range(0, len(campaign_ids), DELETE_BATCH):
+            batch = campaign_ids[start : start + DELETE_BATCH]
             cursor.execute(f"DELETE FROM {table} WHERE campaign_id IN ({placeholders(hook, len(batch))})", batch)
-
-
-def _more_pages(items: list, page: int, meta: dict[str, Any]) -> bool:
-    total = meta.get("total")
-    return len(items) >= PAGE_SIZE and (not isinstance(total, int) or page * PAGE_SIZE < total)
 
 
 class LeadlexEnrollmentsToSqlOperator(BaseOperator):
@@ -253,7 +248,7 @@ class LeadlexEnrollmentsToSqlOperator(BaseOperator):
 
     def _copy(self, context: Any, progress: dict[str, Any], campaign_ids: list[str]) -> dict[str, Any]:
         from airflow_provider_outreach.core.retry import inline_wait_seconds
-        from airflow_provider_outreach.hooks.leadlex import LeadlexHook
+        from airflow_provider_outreach.hooks.leadlex import PAGE_SIZE, LeadlexHook
 
         table = checked_table_name(self.table)
         inline_wait = inline_wait_seconds(self.max_inline_wait)
@@ -312,9 +307,7 @@ class LeadlexEnrollmentsToSqlOperator(BaseOperator):
     def _list_campaigns(self, leadlex: LeadlexHook, progress: dict[str, Any], campaign_ids: list[str]) -> None:
         """Read the campaign list from ``progress["next_page"]`` on, appending to ``campaign_ids``."""
         known = set(campaign_ids)
-        while True:
-            page = progress["next_page"]
-            campaigns, meta = leadlex.list_campaigns(page=page, per_page=PAGE_SIZE)
+        for page, campaigns in leadlex.campaign_pages(first_page=progress["next_page"]):
             progress["requests"] += 1
             for campaign in campaigns:
                 campaign_id = campaign.get("id") if isinstance(campaign, dict) else None
@@ -325,30 +318,24 @@ class LeadlexEnrollmentsToSqlOperator(BaseOperator):
                     known.add(str(campaign_id))
                     campaign_ids.append(str(campaign_id))
             progress["next_page"] = page + 1
-            if not _more_pages(campaigns, page, meta):
-                progress["listed"] = True
-                return
+        progress["listed"] = True
 
     def _read_contacts(self, leadlex: LeadlexHook, progress: dict[str, Any], campaign_id: str) -> list | None:
         """Every enrollment of a campaign, or None when LeadLex no longer has the campaign."""
         from airflow_provider_outreach.exceptions import NotFoundError
 
         contacts: list[dict[str, Any]] = []
-        page = 1
-        while True:
-            try:
-                items, meta = leadlex.list_contacts(campaign_id, page=page, per_page=PAGE_SIZE)
-            except NotFoundError as exc:
-                if exc.missing != "campaign":  # a route or proxy 404, not LeadLex's campaign_not_found
-                    raise
+        try:
+            for items in leadlex.contact_pages(campaign_id):
                 progress["requests"] += 1
-                self.log.info("Campaign %s no longer exists in LeadLex: its rows are removed", campaign_id)
-                return None
+                contacts.extend(item for item in items if isinstance(item, dict))
+        except NotFoundError as exc:
+            if exc.missing != "campaign":  # a route or proxy 404, not LeadLex's campaign_not_found
+                raise
             progress["requests"] += 1
-            contacts.extend(item for item in items if isinstance(item, dict))
-            if not _more_pages(items, page, meta):
-                return contacts
-            page += 1
+            self.log.info("Campaign %s no longer exists in LeadLex: its rows are removed", campaign_id)
+            return None
+        return contacts
 
     def _remove_gone_campaigns(
         self,

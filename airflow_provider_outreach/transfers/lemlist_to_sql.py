@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -43,9 +42,6 @@ MAX_VALUE_BYTES = 2700
 TEXT_WIDTH = 64
 SUPPRESSION_COLUMNS = ("value", "kind", "source", "created_at", "first_seen_at")
 
-_EMAIL = re.compile(r"^[^@\s/]+@[^@\s/]+$")
-_DOMAIN = re.compile(r"^@[^@\s/]+$")
-
 
 def suppression_table_sql(table: str) -> str:
     return (
@@ -56,12 +52,12 @@ def suppression_table_sql(table: str) -> str:
 
 
 def suppression_kind(value: str) -> str:
-    """``email``, ``domain`` (``@example.com``) or ``other`` (LinkedIn URL, phone number, ...)."""
-    if _DOMAIN.match(value):
-        return "domain"
-    if _EMAIL.match(value):
-        return "email"
-    return "other"
+    """``email``, ``domain`` (``@example.com``) or ``other`` (LinkedIn URL, phone number, ...),
+    by the operators' own reading of a suppression value."""
+    from airflow_provider_outreach.bulk.items import unsubscribe_value_kind
+
+    kind = unsubscribe_value_kind(value)
+    return kind if kind in ("email", "domain") else "other"
 
 
 def suppression_row(record: Any) -> tuple[str, str, Any, Any] | None:

@@ -85,6 +85,23 @@ def test_leadlex_check_reads_the_enrollments_once_per_campaign(sandbox, connecti
     }
 
 
+def test_leadlex_check_that_cannot_read_the_enrollments_fails_every_item_with_the_reason(
+    sandbox, connections, warehouse, context
+):
+    sandbox.seed({"leadlex": {"campaigns": [{"id": "cmp_a", "status": "active", "contacts": []}]}})
+    sandbox.inject("leadlex", ["ok", {"kind": "error", "status": 400}])  # the preflight, then the list
+    op = LeadlexSuppressionCheckOperator(
+        task_id="t", campaign_id="cmp_a", contact_id=["ctc_1", "ctc_2"], audit_conn_id=warehouse, audit_table="audit"
+    )
+    with pytest.raises(AirflowFailException, match="2 of 2 items failed"):
+        op.execute(context)
+    report = context["ti"].xcoms["report"]
+    assert report["items"]["failed"] == ["ctc_1", "ctc_2"]
+    assert {f["reason"] for f in report["failures"]} == {"InvalidRequestError"}
+    assert all(f["status"] == 400 for f in report["failures"])
+    assert _audit(warehouse) == {"ctc_1": "failed", "ctc_2": "failed"}  # the evidence says: could not check
+
+
 def test_dialnexa_check(seeded, context):
     from airflow_provider_outreach.hooks.dialnexa import DialnexaHook
 

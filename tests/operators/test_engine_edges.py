@@ -14,7 +14,7 @@ from airflow_provider_outreach.bulk.engine import BulkPolicy, run_bulk
 from airflow_provider_outreach.bulk.items import ID, flatten_items, prepare
 from airflow_provider_outreach.bulk.ledger import AuditLedger, Ledger
 from airflow_provider_outreach.bulk.report import FAILED, ItemResult, Report, is_final
-from airflow_provider_outreach.exceptions import InvalidInputError, RateLimitError
+from airflow_provider_outreach.exceptions import AuthenticationError, InvalidInputError, RateLimitError
 from airflow_provider_outreach.operators.dialnexa import (
     DialnexaRemoveCampaignLeadOperator,
     DialnexaSuppressionCheckOperator,
@@ -98,18 +98,25 @@ def test_a_final_row_is_not_outranked_by_a_later_retryable_one():
     class Rows:
         def earlier_rows(self):
             return [
-                ("a", "done", 200, None, None, None),
-                ("a", "failed", 503, None, "ServerError", "busy"),  # a later row (another host's clock)
-                ("b", "failed", 503, None, "ServerError", "busy"),
-                ("c", "failed", 401, None, "AuthenticationError", "key refused"),
+                ("a", "done", 200, None, None, None, None),
+                ("a", "failed", 503, None, "ServerError", "busy", 1),  # a later row (another host's clock)
+                ("b", "failed", 503, None, "ServerError", "busy", 1),
+                ("c", "failed", 401, None, "AuthenticationError", "key refused", 1),
+                ("d", "failed", 400, None, "invalid", "no", 0),
+                ("e", "failed", 400, None, "InvalidRequestError", "written before the column existed", None),
             ]
 
-    assert AuditLedger(Rows()).earlier() == {"a": ItemResult("done", 200)}
+    assert AuditLedger(Rows()).earlier() == {
+        "a": ItemResult("done", 200),
+        "d": ItemResult("failed", 400, None, "invalid", "no", False),
+    }
 
 
 def test_a_refused_key_is_not_a_final_failure():
     """Once the key is fixed, clearing the task sends the item the refused key stopped at."""
-    assert not is_final(ItemResult(FAILED, 401, None, "AuthenticationError", "key refused"))
+    outcome, details = BulkPolicy().classify(AuthenticationError(vendor="v", status_code=401, message="key refused"))
+    assert outcome == FAILED and details["retryable"] is True
+    assert not is_final(ItemResult(FAILED, 401, None, "AuthenticationError", "key refused", details["retryable"]))
 
 
 def test_sets_get_one_order_and_bytes_are_refused():
