@@ -22,6 +22,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="outreach-bench-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
@@ -59,7 +60,7 @@ def main() -> int:
 
             def __init__(self, **kwargs):
                 super().__init__(**kwargs)
-                self.batch_size = None
+                self.spec = replace(self.spec, engine=replace(self.spec.engine, batch_size=None))
 
             def apply(self, hook, value):
                 return hook.add_unsubscribe(value)

@@ -41,6 +41,11 @@ class ItemResult(NamedTuple):
     retryable: bool = False
 
 
+def honoured_or_not(honoured: bool) -> str:
+    """A check's outcome for what the tool answered."""
+    return HONOURED if honoured else NOT_HONOURED
+
+
 def is_final(result: ItemResult) -> bool:
     """Whether no later attempt can change this item's outcome."""
     if result.outcome in (DONE, ALREADY_ABSENT, DONE_EARLIER, HONOURED, NOT_HONOURED):
@@ -140,6 +145,10 @@ class Report:
             report["failures_omitted"] = len(failures) - failure_limit
         report["duplicates"] = self.duplicates
         return report
+
+    def in_order(self, outcome: str) -> list[str]:
+        """The items with ``outcome``, in input order."""
+        return [item for item in self._in_order() if self.results[item].outcome == outcome]
 
     def _in_order(self) -> list[str]:
         """Every item with a result: input order first, then any the input did not list."""

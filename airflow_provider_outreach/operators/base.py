@@ -1,24 +1,71 @@
-"""Shared base of every outreach operator: the Airflow glue around the bulk engine."""
+"""Shared base of every outreach operator: the Airflow glue around the bulk engine.
+
+An operator class says what it does in one :class:`ActionSpec` (its vendor's hook, the
+action, its items and how the engine reads the vendor's answers) and passes it, with the
+items, the campaign and the connection id, to :class:`OutreachBulkOperator`; it writes
+only :meth:`~OutreachBulkOperator.apply` (and, when the items share a read,
+:meth:`~OutreachBulkOperator.before_items`).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_outreach.bulk.ending import REPORT_XCOM_KEY
 from airflow_provider_outreach.bulk.items import ItemKind
+from airflow_provider_outreach.bulk.policy import BulkPolicy
 from airflow_provider_outreach.core.clock import utc_now_iso
 from airflow_provider_outreach.core.task_state import task_state_store
 from airflow_provider_outreach.exceptions import RateLimitError
 from airflow_provider_outreach.hooks.base import OutreachHook
 
 if TYPE_CHECKING:
-    from airflow_provider_outreach.bulk.engine import BulkPolicy
+    from airflow_provider_outreach.audit import AuditTrail
     from airflow_provider_outreach.bulk.ledger import Ledger
     from airflow_provider_outreach.bulk.report import Report
 
-REPORT_XCOM_KEY = "report"
+__all__ = ["REPORT_XCOM_KEY", "ActionSpec", "OutreachBulkOperator", "OutreachCheckOperator", "ParameterAlias"]
+
 _LOGGED_FAILURES = 20
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """What an operator does, declared once.
+
+    :param hook_class: the vendor's hook.
+    :param action: the action's name in reports and audit rows (``check`` for a read-back).
+    :param item_name: the operator's parameter that holds the items (named in errors).
+    :param item_kind: how items are validated and compared.
+    :param engine: how the engine reads each answer: what a 404 names when the item is
+        absent, whether items are addressed in one campaign, what a 409 means, chunks.
+    :param check: a read-back check: outcomes ``honoured`` / ``not_honoured``.
+    """
+
+    hook_class: type[OutreachHook]
+    action: str
+    item_name: str
+    item_kind: ItemKind
+    engine: BulkPolicy = field(default_factory=BulkPolicy)
+    check: bool = False
+
+
+class ParameterAlias:
+    """An attribute of the base (``items``, ``campaign``, ``conn_id``) under the name of a
+    subclass's own parameter (``contact_id``, ``campaign_id``, ``leadlex_conn_id``): templating, the UI's rendered fields and
+    ``operator.contact_id`` use the name the user wrote."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def __get__(self, operator: Any, owner: Any = None) -> Any:
+        return self if operator is None else getattr(operator, self.target)
+
+    def __set__(self, operator: Any, value: Any) -> None:
+        setattr(operator, self.target, value)
 
 
 class OutreachBulkOperator(BaseOperator):
@@ -29,9 +76,10 @@ class OutreachBulkOperator(BaseOperator):
     concurrently, paced to the rate limit; each gets exactly one outcome: ``done``,
     ``already_absent`` (only when the vendor's answer says the item itself is absent),
     ``failed`` (with status, vendor code, reason and message), ``not_attempted`` (the run
-    stopped first), or ``would_do`` in a dry run. The run stops, and the task fails,
-    when going on cannot help: the key is refused, the campaign is gone, answers make no
-    sense, the API is down, or the audit trail cannot be written.
+    stopped first), ``done_earlier`` (with ``skip_proven``) or ``would_do`` in a dry run.
+    The run stops, and the task fails, when going on cannot help: the key is refused, the
+    campaign is gone, answers make no sense, the API is down, or the audit trail cannot be
+    written.
 
     Progress is recorded as the run goes (in the audit table when one is set, else in the
     task state store), so a retry or a resume after a quota wait sends only the items with
@@ -42,6 +90,9 @@ class OutreachBulkOperator(BaseOperator):
          "items": {outcome: [item, ...]} (up to report_item_limit items; else "items_omitted": n),
          "failures": [{"item", "status", "code", "reason", "message"}] (the first report_failure_limit),
          "duplicates": n}
+
+    A subclass passes ``spec``, ``items``, ``conn_id`` and (for an action on items inside
+    one campaign) ``campaign``; the options below are the user's.
 
     :param missing_ok: an item the vendor says is absent counts as ``already_absent``
         instead of ``failed``.
@@ -58,44 +109,22 @@ class OutreachBulkOperator(BaseOperator):
         action and campaign) is reported ``done_earlier`` and not sent again, unless a later
         read-back check found it ``not_honoured``. So a run over every opt-out ever recorded
         sends only the new ones (and what a check found undone), and the first run catches up
-        on all of them. Needs ``audit_conn_id`` and ``audit_table``.
+        on all of them. Needs ``audit_conn_id`` and ``audit_table``; a check refuses it.
     :param report_item_limit: list items in the report only up to this many.
     :param report_failure_limit: list this many failures with their details (the rest are counted).
+    :param fail_on_not_honoured: a check's: fail the task when an opt-out is not honoured.
     """
 
-    hook_class: ClassVar[type[OutreachHook]]
-    action: ClassVar[str]
-    item_field: ClassVar[str]
-    item_kind: ClassVar[ItemKind]
-    #: what the vendor's 404 names when an item is absent (see the hook's ``missing_object``)
-    item_object: ClassVar[str | None] = None
-    #: the parameter naming the campaign the items are addressed in, if any
-    campaign_field: ClassVar[str | None] = None
-    #: report reason for a 409 (None: a generic failure)
-    conflict_reason: ClassVar[str | None] = None
-    #: count a 409 as ``already_absent`` (the action can never be needed again)
-    conflict_absent: bool = False
-    #: send items in chunks of this many, one request per chunk (``apply`` gets a list)
-    batch_size: int | None = None
-
-    @property
-    def report_kinds(self) -> tuple[str, ...]:
-        """Outcomes the report counts even at zero."""
-        from airflow_provider_outreach.bulk.report import ACTION_OUTCOMES
-
-        return ACTION_OUTCOMES
-
+    template_fields = ("items", "campaign", "conn_id", "max_inline_wait")
     ui_color = "#fde9e7"
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        fields = tuple(getattr(cls, "template_fields", ()))
-        if "max_inline_wait" not in fields:  # a run may set it, e.g. from its conf
-            cls.template_fields = (*fields, "max_inline_wait")
 
     def __init__(
         self,
         *,
+        spec: ActionSpec,
+        items: Any,
+        conn_id: str,
+        campaign: str | None = None,
         missing_ok: bool = True,
         dry_run: bool = False,
         fail_on_error: bool = True,
@@ -106,6 +135,7 @@ class OutreachBulkOperator(BaseOperator):
         skip_proven: bool = False,
         report_item_limit: int = 1000,
         report_failure_limit: int = 100,
+        fail_on_not_honoured: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -113,8 +143,14 @@ class OutreachBulkOperator(BaseOperator):
             raise ValueError(f"{self.task_id}: max_workers must be at least 1")
         if (audit_conn_id is None) != (audit_table is None):
             raise ValueError(f"{self.task_id}: audit_conn_id and audit_table go together")
+        if skip_proven and spec.check:
+            raise ValueError(f"{self.task_id}: a check reads every item back; skip_proven does not apply")
         if skip_proven and audit_conn_id is None:
             raise ValueError(f"{self.task_id}: skip_proven reads the proof in the audit table: set audit_conn_id")
+        self.spec = spec
+        self.items = items
+        self.conn_id = conn_id
+        self.campaign = campaign
         self.missing_ok = missing_ok
         self.dry_run = dry_run
         self.fail_on_error = fail_on_error
@@ -125,14 +161,15 @@ class OutreachBulkOperator(BaseOperator):
         self.skip_proven = skip_proven
         self.report_item_limit = report_item_limit
         self.report_failure_limit = report_failure_limit
+        self.fail_on_not_honoured = fail_on_not_honoured
 
     # -- what a subclass provides --------------------------------------------------------------
 
     def before_items(self, hook: Any) -> None:
-        """Reads the items share, made once after the preflight (none by default)."""
+        """Reads the items share, made once before the first item (none by default)."""
 
     def apply(self, hook: Any, item: Any) -> Any:
-        """Send the request for one item (a list of items when :attr:`batch_size` is set)."""
+        """Send the request for one item (a list of items when the spec sends chunks)."""
         raise NotImplementedError
 
     # -- execution -----------------------------------------------------------------------------
@@ -144,76 +181,55 @@ class OutreachBulkOperator(BaseOperator):
 
         return inline_wait_seconds(self.max_inline_wait)
 
-    @property
-    def conn_id(self) -> str:
-        return getattr(self, self.hook_class.conn_name_attr)
-
     def get_hook(self) -> OutreachHook:
-        return self.hook_class(self.conn_id, max_inline_wait=self.inline_wait, pool_size=max(64, self.max_workers))
+        return self.spec.hook_class(self.conn_id, max_inline_wait=self.inline_wait, pool_size=max(64, self.max_workers))
 
     def policy(self) -> BulkPolicy:
-        from airflow_provider_outreach.bulk.engine import BulkPolicy
-
-        return BulkPolicy(
+        """The spec's reading of answers, with this run's settings."""
+        return replace(
+            self.spec.engine,
             max_workers=self.max_workers,
             max_inline_wait=self.inline_wait,
             missing_ok=self.missing_ok,
-            item_object=self.item_object,
-            campaign_scoped=self.campaign_field is not None,
-            conflict_reason=self.conflict_reason,
-            conflict_absent=self.conflict_absent,
-            batch_size=self.batch_size,
+            campaign_scoped=self.campaign is not None,
         )
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow_provider_outreach.audit import check_table_name
         from airflow_provider_outreach.bulk.items import flatten_items, prepare
-        from airflow_provider_outreach.bulk.report import Report
+        from airflow_provider_outreach.bulk.report import ACTION_OUTCOMES, CHECK_OUTCOMES, Report
         from airflow_provider_outreach.core.paths import encode_path_param
 
-        campaign_id = None
-        if self.campaign_field:
-            campaign_id = getattr(self, self.campaign_field)
-            encode_path_param(self.campaign_field, campaign_id)
+        spec = self.spec
+        if self.campaign is not None:
+            encode_path_param("campaign_id", self.campaign)
         if self.audit_table is not None:
             check_table_name(self.audit_table)
         _ = self.inline_wait  # a rendered max_inline_wait that is no number is refused here
         report = Report(
-            vendor=self.hook_class.vendor, action=self.action, dry_run=self.dry_run, kinds=self.report_kinds
+            vendor=spec.hook_class.vendor,
+            action=spec.action,
+            dry_run=self.dry_run,
+            kinds=CHECK_OUTCOMES if spec.check else ACTION_OUTCOMES,
         )
-        todo = prepare(flatten_items(getattr(self, self.item_field), self.item_field), self.item_kind, report)
+        todo = prepare(flatten_items(self.items, spec.item_name), spec.item_kind, report)
         self.log.info(
             "%s %s: %d items (%d duplicates dropped, %d invalid)",
             report.vendor,
-            self.action,
+            spec.action,
             len(todo) + len(report.results),
             report.duplicates,
             len(report.results),
         )
         hook = self.get_hook()
         try:
-            self.log.info("preflight: %s", self._preflight(hook, campaign_id))
+            self.log.info("preflight: %s", self._preflight(hook))
         except RateLimitError as exc:  # another task of the key spent the quota: wait on the triggerer too
             self._defer_for(exc, "nothing sent yet")
-        ledger = self._ledger(context, report, todo, campaign_id)
-        wanted = {*report.results, *todo}
-        earlier = {item: result for item, result in ledger.earlier().items() if item in wanted}
-        if earlier:
-            for item, result in earlier.items():
-                if item in report.results:
-                    continue
-                report.results[item] = result
-            todo = [item for item in todo if item not in earlier]
-            self.log.info(
-                "%d items have a final outcome already (an earlier try, or before a quota wait); %d left to send",
-                len(earlier),
-                len(todo),
-            )
-        for item, result in list(report.results.items()):
-            if item not in earlier:
-                ledger.record(item, result, utc_now_iso())  # invalid items: recorded once, never sent
+        ledger = self._ledger(context, report, todo)
+        todo = self._resume(report, ledger, todo)
         if self.skip_proven:
-            todo = self._skip_proven(context, report, campaign_id, todo)
+            todo = self._skip_proven(context, report, todo)
         if self.dry_run:
             from airflow_provider_outreach.bulk.report import WOULD_DO
 
@@ -230,44 +246,42 @@ class OutreachBulkOperator(BaseOperator):
                 return self._fail_all(context, report, ledger, todo, exc)
         return self._run(context, hook, report, ledger, todo)
 
-    def _defer_for(self, exc: RateLimitError, why: str) -> None:
-        """Defer until the quota's reset when the wait is longer than the worker sleeps; else re-raise."""
-        from airflow_provider_outreach.core.retry import Action, decide
-
-        if decide(exc, self.inline_wait).action is not Action.DEFER:
-            raise exc
-        self._defer(exc.retry_after or 0.0, f"{exc}; {why}")
-
-    def _fail_all(self, context: Any, report: Report, ledger: Ledger, todo: list[str], exc: Exception) -> Any:
-        """Every item ``failed`` with the reason the shared read gave, recorded, reported; the task fails."""
-        from airflow_provider_outreach.bulk.report import FAILED
-
-        outcome, details = self.policy().classify(exc)
-        if outcome != FAILED:  # an answer that would prove an item absent proves nothing for all of them
-            details = {"message": str(exc), "reason": type(exc).__name__, "retryable": True}
-        self.log.error("%s: no item can be done: %s", self.action, exc)
-        at = utc_now_iso()
-        for item in todo:
-            ledger.record(item, report.record(item, FAILED, **details), at)
-        ledger.flush()
-        return self._finish(context, report, ledger, stop=None)
-
     def execute_resume(self, context: Any, event: Any = None) -> dict[str, Any]:
         """Continue after a quota wait: the ledger says which items are finished."""
-        self.log.info("Resuming %s after the rate-limit reset", self.action)
+        self.log.info("Resuming %s after the rate-limit reset", self.spec.action)
         return self.execute(context)
 
-    def _preflight(self, hook: OutreachHook, campaign_id: str | None) -> str:
+    def _preflight(self, hook: OutreachHook) -> str:
         from airflow.sdk.exceptions import AirflowFailException
 
         from airflow_provider_outreach.exceptions import PreflightError
 
         try:
-            return hook.preflight(campaign_id)
+            return hook.preflight(self.campaign)
         except PreflightError as exc:
             raise AirflowFailException(f"{self.task_id}: nothing was sent: {exc}") from None
 
-    def _audit(self, context: Any, report: Report, campaign_id: str | None) -> Any:
+    def _resume(self, report: Report, ledger: Ledger, todo: list[str]) -> list[str]:
+        """Report what earlier tries (or this try before a quota wait) finished; record the
+        invalid items once; the items left to send."""
+        wanted = {*report.results, *todo}
+        earlier = {item: result for item, result in ledger.earlier().items() if item in wanted}
+        for item, result in list(report.results.items()):
+            if item not in earlier:
+                ledger.record(item, result, utc_now_iso())  # invalid items: recorded once, never sent
+        if not earlier:
+            return todo
+        for item, result in earlier.items():
+            report.results.setdefault(item, result)
+        left = [item for item in todo if item not in earlier]
+        self.log.info(
+            "%d items have a final outcome already (an earlier try, or before a quota wait); %d left to send",
+            len(earlier),
+            len(left),
+        )
+        return left
+
+    def _audit(self, context: Any, report: Report) -> AuditTrail:
         from airflow_provider_outreach.audit import AuditTrail, TaskScope
 
         return AuditTrail(
@@ -275,22 +289,23 @@ class OutreachBulkOperator(BaseOperator):
             self.audit_table,
             TaskScope.from_context(context, self.task_id),
             report.vendor,
-            self.action,
-            campaign_id,
+            self.spec.action,
+            self.campaign,
         )
 
-    def _skip_proven(self, context: Any, report: Report, campaign_id: str | None, todo: list[str]) -> list[str]:
+    def _skip_proven(self, context: Any, report: Report, todo: list[str]) -> list[str]:
         """Report the items an earlier run proved done as ``done_earlier``; the others are left to send."""
         from airflow_provider_outreach.bulk.report import DONE_EARLIER, NOT_HONOURED, PROOF_OUTCOMES
 
-        audit = self._audit(context, report, campaign_id)
+        audit = self._audit(context, report)
         audit.ensure_table()
         # a later read-back that found the item not honoured (say, re-added by an import) voids the proof
-        proven = audit.proven_items(PROOF_OUTCOMES, contradiction=(OutreachCheckOperator.action, NOT_HONOURED))
-        proven = {self.item_kind.key(item) for item in proven}
+        proven = audit.proven_items(PROOF_OUTCOMES, contradiction=(OutreachCheckOperator.ACTION, NOT_HONOURED))
+        key = self.spec.item_kind.key
+        proven_keys = {key(item) for item in proven}
         left = []
         for item in todo:
-            if self.item_kind.key(item) in proven:
+            if key(item) in proven_keys:
                 report.record(item, DONE_EARLIER)
             else:
                 left.append(item)
@@ -299,13 +314,13 @@ class OutreachBulkOperator(BaseOperator):
         )
         return left
 
-    def _ledger(self, context: Any, report: Report, todo: list[str], campaign_id: str | None = None) -> Ledger:
+    def _ledger(self, context: Any, report: Report, todo: list[str]) -> Ledger:
         from airflow_provider_outreach.bulk.ledger import AuditLedger, Ledger, StateStoreLedger
 
         if self.dry_run:
             return Ledger()
         if self.audit_conn_id:
-            audit = self._audit(context, report, campaign_id)
+            audit = self._audit(context, report)
             audit.ensure_table()
             return AuditLedger(audit)
         return StateStoreLedger(task_state_store(self, context), [*report.results, *todo])
@@ -317,50 +332,58 @@ class OutreachBulkOperator(BaseOperator):
         if result.quota is None:
             return self._finish(context, report, ledger, stop=result.stop)
         quota = result.quota
-        self._defer(
-            quota.retry_after, f"{quota.error}; {len(report.results)} items finished, {len(quota.pending)} left"
-        )
+        why = f"{quota.error}; {len(report.results)} items finished, {len(quota.pending)} left"
+        self._defer(quota.retry_after, why)
+
+    def _defer_for(self, exc: RateLimitError, why: str) -> None:
+        """Defer until the quota's reset when the wait is longer than the worker sleeps; else re-raise."""
+        from airflow_provider_outreach.core.retry import Action, decide
+
+        if decide(exc, self.inline_wait).action is not Action.DEFER:
+            raise exc
+        self._defer(exc.retry_after or 0.0, f"{exc}; {why}")
 
     def _defer(self, retry_after: float, why: str) -> None:
         """Wait for the quota's reset on the triggerer, then :meth:`execute_resume`."""
-        from datetime import timedelta
+        from airflow_provider_outreach.core.deferral import defer_until_reset
 
-        import pendulum
-        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+        defer_until_reset(self, retry_after, why)
 
-        resume_at = pendulum.now("UTC") + timedelta(seconds=retry_after + 1)
-        self.log.warning("%s: deferring until %s instead of holding a worker slot", why, resume_at.isoformat())
-        self.defer(trigger=DateTimeTrigger(moment=resume_at), method_name="execute_resume")
+    def _fail_all(self, context: Any, report: Report, ledger: Ledger, todo: list[str], exc: Exception) -> Any:
+        """Every item ``failed`` with the reason the shared read gave, recorded, reported; the task fails."""
+        from airflow_provider_outreach.bulk.report import FAILED
+
+        outcome, details = self.policy().classify(exc)
+        if outcome != FAILED:  # an answer that would prove an item absent proves nothing for all of them
+            details = {"message": str(exc), "reason": type(exc).__name__, "retryable": True}
+        self.log.error("%s: no item can be done: %s", self.spec.action, exc)
+        at = utc_now_iso()
+        for item in todo:
+            ledger.record(item, report.record(item, FAILED, **details), at)
+        ledger.flush()
+        return self._finish(context, report, ledger, stop=None)
 
     def _finish(self, context: Any, report: Report, ledger: Ledger, stop: Any) -> dict[str, Any]:
+        """Act on the end of the run, as :func:`~airflow_provider_outreach.bulk.ending.end_of_run` decides it."""
         from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+        from airflow_provider_outreach.bulk.ending import End, end_of_run
 
         result = report.to_dict(item_limit=self.report_item_limit, failure_limit=self.report_failure_limit)
         self.log.info(report.summary())
-        failures = result["failures"]
-        for failure in failures[:_LOGGED_FAILURES]:
+        for failure in result["failures"][:_LOGGED_FAILURES]:
             self.log.warning("failed: %s: %s", failure["item"], failure["message"])
-        failed = report.failed
-        if failed > _LOGGED_FAILURES:
-            self.log.warning("... and %d more failures (see the report)", failed - _LOGGED_FAILURES)
-        final = report.all_failures_final()
-        if stop is None and not (failed and self.fail_on_error):
-            ledger.finish()
-            return result
-        if stop.final if stop is not None else final:
-            ledger.finish()  # the task ends for good; a retry would need the progress
-        context["ti"].xcom_push(key=REPORT_XCOM_KEY, value=result)
-        if stop is not None:
-            message = f"stopped: {stop.cause} ({report.summary()})"
-            raise (AirflowFailException if stop.final else AirflowException)(message)
-        item, reason = report.first_failure() or ("?", None)
-        message = (
-            f"{failed} of {len(report.results)} items failed ({report.summary()}); "
-            f"first: {item}: {reason}. The report is in XCom key {REPORT_XCOM_KEY!r}."
+        if report.failed > _LOGGED_FAILURES:
+            self.log.warning("... and %d more failures (see the report)", report.failed - _LOGGED_FAILURES)
+        ending = end_of_run(
+            report, stop, fail_on_error=self.fail_on_error, fail_on_not_honoured=self.fail_on_not_honoured
         )
-        if final:
-            raise AirflowFailException(message + " No retry can help: every failure is permanent.")
-        raise AirflowException(message)
+        if ending.final:
+            ledger.finish()  # the task ends for good; only a retry would need the progress
+        if ending.end is End.SUCCESS:
+            return result
+        context["ti"].xcom_push(key=REPORT_XCOM_KEY, value=result)
+        raise (AirflowFailException if ending.end is End.FAIL else AirflowException)(ending.message)
 
 
 class OutreachCheckOperator(OutreachBulkOperator):
@@ -375,19 +398,11 @@ class OutreachCheckOperator(OutreachBulkOperator):
     :param fail_on_not_honoured: fail the task when an opt-out is not honoured.
     """
 
-    action = "check"
-
-    @property
-    def report_kinds(self) -> tuple[str, ...]:
-        from airflow_provider_outreach.bulk.report import CHECK_OUTCOMES
-
-        return CHECK_OUTCOMES
+    #: the action of every check's report and audit rows
+    ACTION = "check"
 
     def __init__(self, *, fail_on_not_honoured: bool = True, **kwargs: Any) -> None:
-        if kwargs.get("skip_proven"):
-            raise ValueError(f"{kwargs.get('task_id')}: a check reads every item back; skip_proven does not apply")
-        super().__init__(**kwargs)
-        self.fail_on_not_honoured = fail_on_not_honoured
+        super().__init__(fail_on_not_honoured=fail_on_not_honoured, **kwargs)
 
     def honoured(self, hook: Any, item: str) -> bool:
         """Whether the tool honours the opt-out of ``item`` (raise when it cannot tell)."""
@@ -396,24 +411,11 @@ class OutreachCheckOperator(OutreachBulkOperator):
     def apply(self, hook: Any, item: str) -> bool:
         return self.honoured(hook, item)
 
-    def policy(self) -> BulkPolicy:
-        from dataclasses import replace
+    @staticmethod
+    def spec_for(hook_class: type[OutreachHook], item_name: str, item_kind: ItemKind) -> ActionSpec:
+        """The spec of a check of ``item_name`` items in ``hook_class``'s tool."""
+        from airflow_provider_outreach.bulk.report import honoured_or_not
 
-        from airflow_provider_outreach.bulk.report import HONOURED, NOT_HONOURED
-
-        return replace(super().policy(), outcome_of=lambda ok: HONOURED if ok else NOT_HONOURED)
-
-    def _finish(self, context: Any, report: Report, ledger: Ledger, stop: Any) -> dict[str, Any]:
-        result = super()._finish(context, report, ledger, stop)
-        not_honoured = result["counts"].get("not_honoured", 0)
-        if not_honoured and self.fail_on_not_honoured:
-            from airflow.sdk.exceptions import AirflowFailException
-
-            context["ti"].xcom_push(key=REPORT_XCOM_KEY, value=result)
-            shown = ", ".join(result.get("items", {}).get("not_honoured", [])[:10])
-            raise AirflowFailException(
-                f"{not_honoured} of {len(report.results)} opt-outs are not honoured in {report.vendor}"
-                + (f": {shown}" if shown else "")
-                + f". The report is in XCom key {REPORT_XCOM_KEY!r}."
-            )
-        return result
+        return ActionSpec(
+            hook_class, OutreachCheckOperator.ACTION, item_name, item_kind, BulkPolicy(outcome_of=honoured_or_not), True
+        )

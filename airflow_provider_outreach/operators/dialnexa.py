@@ -1,13 +1,20 @@
-"""DialNexa operators: remove leads from campaign call queues."""
+"""DialNexa operators: remove leads from campaign call queues, check removals."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from airflow_provider_outreach.bulk.items import ID
+from airflow_provider_outreach.bulk.policy import BulkPolicy
 from airflow_provider_outreach.exceptions import NotFoundError
 from airflow_provider_outreach.hooks.dialnexa import DialnexaHook
-from airflow_provider_outreach.operators.base import OutreachBulkOperator, OutreachCheckOperator
+from airflow_provider_outreach.operators.base import (
+    ActionSpec,
+    OutreachBulkOperator,
+    OutreachCheckOperator,
+    ParameterAlias,
+)
 
 _CONN = DialnexaHook.default_conn_name
 
@@ -24,22 +31,23 @@ class DialnexaRemoveCampaignLeadOperator(OutreachBulkOperator):
     :param closed_campaign_ok: count leads of completed/cancelled campaigns as already absent.
     """
 
-    template_fields = ("campaign_lead_id", "dialnexa_conn_id")
-    hook_class = DialnexaHook
-    action = "remove_campaign_lead"
-    item_field = "campaign_lead_id"
-    item_kind = ID
-    item_object = "campaign_lead"
-    conflict_reason = "campaign_closed"
+    template_fields = ("campaign_lead_id", "dialnexa_conn_id", "max_inline_wait")
+    campaign_lead_id = ParameterAlias("items")
+    dialnexa_conn_id = ParameterAlias("conn_id")
+    SPEC = ActionSpec(
+        DialnexaHook,
+        "remove_campaign_lead",
+        "campaign_lead_id",
+        ID,
+        BulkPolicy(item_object="campaign_lead", conflict_reason="campaign_closed"),
+    )
 
     def __init__(
         self, *, campaign_lead_id: Any, dialnexa_conn_id: str = _CONN, closed_campaign_ok: bool = False, **kwargs: Any
     ) -> None:
-        super().__init__(**kwargs)
-        self.campaign_lead_id = campaign_lead_id
-        self.dialnexa_conn_id = dialnexa_conn_id
+        spec = replace(self.SPEC, engine=replace(self.SPEC.engine, conflict_absent=closed_campaign_ok))
+        super().__init__(spec=spec, items=campaign_lead_id, conn_id=dialnexa_conn_id, **kwargs)
         self.closed_campaign_ok = closed_campaign_ok
-        self.conflict_absent = closed_campaign_ok
 
     def apply(self, hook: DialnexaHook, item: str) -> Any:
         return hook.remove_campaign_lead(item)
@@ -59,21 +67,20 @@ class DialnexaSuppressionCheckOperator(OutreachCheckOperator):
         again, and no longer removable) counts as honoured.
     """
 
-    template_fields = ("campaign_lead_id", "dialnexa_conn_id")
-    hook_class = DialnexaHook
-    item_field = "campaign_lead_id"
-    item_kind = ID
+    template_fields = ("campaign_lead_id", "dialnexa_conn_id", "max_inline_wait")
+    campaign_lead_id = ParameterAlias("items")
+    dialnexa_conn_id = ParameterAlias("conn_id")
+    SPEC = OutreachCheckOperator.spec_for(DialnexaHook, "campaign_lead_id", ID)
 
     def __init__(
         self, *, campaign_lead_id: Any, dialnexa_conn_id: str = _CONN, closed_campaign_ok: bool = False, **kwargs: Any
     ) -> None:
-        super().__init__(**kwargs)
-        self.campaign_lead_id = campaign_lead_id
-        self.dialnexa_conn_id = dialnexa_conn_id
+        super().__init__(spec=self.SPEC, items=campaign_lead_id, conn_id=dialnexa_conn_id, **kwargs)
         self.closed_campaign_ok = closed_campaign_ok
+        self._closed: dict[str, bool] = {}
 
     def before_items(self, hook: DialnexaHook) -> None:
-        self._closed: dict[str, bool] = {}
+        self._closed = {}
 
     def _campaign_closed(self, hook: DialnexaHook, campaign_id: str) -> bool:
         if campaign_id not in self._closed:  # one read per campaign; a race only costs a second read

@@ -1,12 +1,18 @@
-"""LeadLex operators: remove contacts from a campaign, delete draft campaigns."""
+"""LeadLex operators: remove contacts from a campaign, delete draft campaigns, check removals."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from airflow_provider_outreach.bulk.items import ID
+from airflow_provider_outreach.bulk.policy import BulkPolicy
 from airflow_provider_outreach.hooks.leadlex import LeadlexHook
-from airflow_provider_outreach.operators.base import OutreachBulkOperator, OutreachCheckOperator
+from airflow_provider_outreach.operators.base import (
+    ActionSpec,
+    OutreachBulkOperator,
+    OutreachCheckOperator,
+    ParameterAlias,
+)
 
 _CONN = LeadlexHook.default_conn_name
 
@@ -22,19 +28,14 @@ class LeadlexRemoveContactOperator(OutreachBulkOperator):
     :param leadlex_conn_id: LeadLex connection (templated).
     """
 
-    template_fields = ("contact_id", "campaign_id", "leadlex_conn_id")
-    hook_class = LeadlexHook
-    action = "remove_contact"
-    item_field = "contact_id"
-    item_kind = ID
-    item_object = "enrollment"
-    campaign_field = "campaign_id"
+    template_fields = ("contact_id", "campaign_id", "leadlex_conn_id", "max_inline_wait")
+    contact_id = ParameterAlias("items")
+    campaign_id = ParameterAlias("campaign")
+    leadlex_conn_id = ParameterAlias("conn_id")
+    SPEC = ActionSpec(LeadlexHook, "remove_contact", "contact_id", ID, BulkPolicy(item_object="enrollment"))
 
     def __init__(self, *, contact_id: Any, campaign_id: str, leadlex_conn_id: str = _CONN, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.contact_id = contact_id
-        self.campaign_id = campaign_id
-        self.leadlex_conn_id = leadlex_conn_id
+        super().__init__(spec=self.SPEC, items=contact_id, campaign=campaign_id, conn_id=leadlex_conn_id, **kwargs)
 
     def apply(self, hook: LeadlexHook, item: str) -> Any:
         return hook.remove_contact(self.campaign_id, item)
@@ -52,18 +53,19 @@ class LeadlexDeleteCampaignOperator(OutreachBulkOperator):
     :param leadlex_conn_id: LeadLex connection (templated).
     """
 
-    template_fields = ("campaign_id", "leadlex_conn_id")
-    hook_class = LeadlexHook
-    action = "delete_campaign"
-    item_field = "campaign_id"
-    item_kind = ID
-    item_object = "campaign"
-    conflict_reason = "campaign_not_draft"
+    template_fields = ("campaign_id", "leadlex_conn_id", "max_inline_wait")
+    campaign_id = ParameterAlias("items")
+    leadlex_conn_id = ParameterAlias("conn_id")
+    SPEC = ActionSpec(
+        LeadlexHook,
+        "delete_campaign",
+        "campaign_id",
+        ID,
+        BulkPolicy(item_object="campaign", conflict_reason="campaign_not_draft"),
+    )
 
     def __init__(self, *, campaign_id: Any, leadlex_conn_id: str = _CONN, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.campaign_id = campaign_id
-        self.leadlex_conn_id = leadlex_conn_id
+        super().__init__(spec=self.SPEC, items=campaign_id, conn_id=leadlex_conn_id, **kwargs)
 
     def apply(self, hook: LeadlexHook, item: str) -> Any:
         return hook.delete_draft_campaign(item)
@@ -82,17 +84,15 @@ class LeadlexSuppressionCheckOperator(OutreachCheckOperator):
     :param leadlex_conn_id: LeadLex connection (templated).
     """
 
-    template_fields = ("contact_id", "campaign_id", "leadlex_conn_id")
-    hook_class = LeadlexHook
-    item_field = "contact_id"
-    item_kind = ID
-    campaign_field = "campaign_id"
+    template_fields = ("contact_id", "campaign_id", "leadlex_conn_id", "max_inline_wait")
+    contact_id = ParameterAlias("items")
+    campaign_id = ParameterAlias("campaign")
+    leadlex_conn_id = ParameterAlias("conn_id")
+    SPEC = OutreachCheckOperator.spec_for(LeadlexHook, "contact_id", ID)
 
     def __init__(self, *, contact_id: Any, campaign_id: str, leadlex_conn_id: str = _CONN, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.contact_id = contact_id
-        self.campaign_id = campaign_id
-        self.leadlex_conn_id = leadlex_conn_id
+        super().__init__(spec=self.SPEC, items=contact_id, campaign=campaign_id, conn_id=leadlex_conn_id, **kwargs)
+        self._enrolled: set[str] = set()
 
     def before_items(self, hook: LeadlexHook) -> None:
         enrolled: set[str] = set()

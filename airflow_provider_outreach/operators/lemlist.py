@@ -1,15 +1,23 @@
-"""lemlist operators: unsubscribe, delete, mark not interested, team-wide suppression."""
+"""lemlist operators: unsubscribe, delete, mark not interested, team-wide suppression, checks."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from airflow_provider_outreach.bulk.items import EMAIL, ID, ID_OR_EMAIL, UNSUBSCRIBE_VALUE
+from airflow_provider_outreach.bulk.policy import BulkPolicy
 from airflow_provider_outreach.exceptions import NotFoundError
 from airflow_provider_outreach.hooks.lemlist import LemlistHook
-from airflow_provider_outreach.operators.base import OutreachBulkOperator, OutreachCheckOperator
+from airflow_provider_outreach.operators.base import (
+    ActionSpec,
+    OutreachBulkOperator,
+    OutreachCheckOperator,
+    ParameterAlias,
+)
 
 _CONN = LemlistHook.default_conn_name
+_LEAD_ABSENT = BulkPolicy(item_object="lead")
 
 
 class LemlistUnsubscribeLeadOperator(OutreachBulkOperator):
@@ -23,19 +31,14 @@ class LemlistUnsubscribeLeadOperator(OutreachBulkOperator):
     audit) are described on :class:`~airflow_provider_outreach.operators.base.OutreachBulkOperator`.
     """
 
-    template_fields = ("email", "campaign_id", "lemlist_conn_id")
-    hook_class = LemlistHook
-    action = "unsubscribe_lead"
-    item_field = "email"
-    item_kind = EMAIL
-    item_object = "lead"
-    campaign_field = "campaign_id"
+    template_fields = ("email", "campaign_id", "lemlist_conn_id", "max_inline_wait")
+    email = ParameterAlias("items")
+    campaign_id = ParameterAlias("campaign")
+    lemlist_conn_id = ParameterAlias("conn_id")
+    SPEC = ActionSpec(LemlistHook, "unsubscribe_lead", "email", EMAIL, _LEAD_ABSENT)
 
     def __init__(self, *, email: Any, campaign_id: str, lemlist_conn_id: str = _CONN, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.email = email
-        self.campaign_id = campaign_id
-        self.lemlist_conn_id = lemlist_conn_id
+        super().__init__(spec=self.SPEC, items=email, campaign=campaign_id, conn_id=lemlist_conn_id, **kwargs)
 
     def apply(self, hook: LemlistHook, item: str) -> Any:
         return hook.unsubscribe_lead(self.campaign_id, item)
@@ -49,19 +52,14 @@ class LemlistDeleteLeadOperator(OutreachBulkOperator):
     :param lemlist_conn_id: lemlist connection (templated).
     """
 
-    template_fields = ("lead_id", "campaign_id", "lemlist_conn_id")
-    hook_class = LemlistHook
-    action = "delete_lead"
-    item_field = "lead_id"
-    item_kind = ID
-    item_object = "lead"
-    campaign_field = "campaign_id"
+    template_fields = ("lead_id", "campaign_id", "lemlist_conn_id", "max_inline_wait")
+    lead_id = ParameterAlias("items")
+    campaign_id = ParameterAlias("campaign")
+    lemlist_conn_id = ParameterAlias("conn_id")
+    SPEC = ActionSpec(LemlistHook, "delete_lead", "lead_id", ID, _LEAD_ABSENT)
 
     def __init__(self, *, lead_id: Any, campaign_id: str, lemlist_conn_id: str = _CONN, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.lead_id = lead_id
-        self.campaign_id = campaign_id
-        self.lemlist_conn_id = lemlist_conn_id
+        super().__init__(spec=self.SPEC, items=lead_id, campaign=campaign_id, conn_id=lemlist_conn_id, **kwargs)
 
     def apply(self, hook: LemlistHook, item: str) -> Any:
         return hook.delete_lead(self.campaign_id, item)
@@ -74,17 +72,13 @@ class LemlistMarkNotInterestedOperator(OutreachBulkOperator):
     :param lemlist_conn_id: lemlist connection (templated).
     """
 
-    template_fields = ("lead", "lemlist_conn_id")
-    hook_class = LemlistHook
-    action = "mark_not_interested"
-    item_field = "lead"
-    item_kind = ID_OR_EMAIL
-    item_object = "lead"
+    template_fields = ("lead", "lemlist_conn_id", "max_inline_wait")
+    lead = ParameterAlias("items")
+    lemlist_conn_id = ParameterAlias("conn_id")
+    SPEC = ActionSpec(LemlistHook, "mark_not_interested", "lead", ID_OR_EMAIL, _LEAD_ABSENT)
 
     def __init__(self, *, lead: Any, lemlist_conn_id: str = _CONN, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.lead = lead
-        self.lemlist_conn_id = lemlist_conn_id
+        super().__init__(spec=self.SPEC, items=lead, conn_id=lemlist_conn_id, **kwargs)
 
     def apply(self, hook: LemlistHook, item: str) -> Any:
         return hook.mark_not_interested(item)
@@ -106,11 +100,16 @@ class LemlistAddUnsubscribeOperator(OutreachBulkOperator):
     :param lemlist_conn_id: lemlist connection (templated).
     """
 
-    template_fields = ("value", "lemlist_conn_id")
-    hook_class = LemlistHook
-    action = "add_unsubscribe"
-    item_field = "value"
-    item_kind = UNSUBSCRIBE_VALUE
+    template_fields = ("value", "lemlist_conn_id", "max_inline_wait")
+    value = ParameterAlias("items")
+    lemlist_conn_id = ParameterAlias("conn_id")
+    SPEC = ActionSpec(
+        LemlistHook,
+        "add_unsubscribe",
+        "value",
+        UNSUBSCRIBE_VALUE,
+        BulkPolicy(batch_size=LemlistHook.MAX_BULK_UNSUBSCRIBES),
+    )
 
     def __init__(
         self,
@@ -120,15 +119,13 @@ class LemlistAddUnsubscribeOperator(OutreachBulkOperator):
         lemlist_conn_id: str = _CONN,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
         if not 1 <= chunk_size <= LemlistHook.MAX_BULK_UNSUBSCRIBES:
             raise ValueError(
-                f"{self.task_id}: chunk_size must be 1 to {LemlistHook.MAX_BULK_UNSUBSCRIBES}, got {chunk_size}"
+                f"{kwargs.get('task_id')}: chunk_size must be 1 to {LemlistHook.MAX_BULK_UNSUBSCRIBES}, got {chunk_size}"
             )
-        self.value = value
+        spec = replace(self.SPEC, engine=replace(self.SPEC.engine, batch_size=chunk_size))
+        super().__init__(spec=spec, items=value, conn_id=lemlist_conn_id, **kwargs)
         self.chunk_size = chunk_size
-        self.batch_size = chunk_size
-        self.lemlist_conn_id = lemlist_conn_id
 
     def apply(self, hook: LemlistHook, values: list[str]) -> Any:
         return hook.add_unsubscribes(values)
@@ -146,15 +143,13 @@ class LemlistSuppressionCheckOperator(OutreachCheckOperator):
     :param lemlist_conn_id: lemlist connection (templated).
     """
 
-    template_fields = ("value", "lemlist_conn_id")
-    hook_class = LemlistHook
-    item_field = "value"
-    item_kind = UNSUBSCRIBE_VALUE
+    template_fields = ("value", "lemlist_conn_id", "max_inline_wait")
+    value = ParameterAlias("items")
+    lemlist_conn_id = ParameterAlias("conn_id")
+    SPEC = OutreachCheckOperator.spec_for(LemlistHook, "value", UNSUBSCRIBE_VALUE)
 
     def __init__(self, *, value: Any, lemlist_conn_id: str = _CONN, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.value = value
-        self.lemlist_conn_id = lemlist_conn_id
+        super().__init__(spec=self.SPEC, items=value, conn_id=lemlist_conn_id, **kwargs)
 
     def honoured(self, hook: LemlistHook, value: str) -> bool:
         try:

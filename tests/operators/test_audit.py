@@ -92,7 +92,7 @@ def test_a_retry_resumes_from_the_audit_table(sandbox, connections, warehouse):
 
     class OneAttempt(DialnexaRemoveCampaignLeadOperator):
         def get_hook(self):
-            return self.hook_class(self.conn_id, max_attempts=1)
+            return self.spec.hook_class(self.conn_id, max_attempts=1)
 
     ids = [f"cl_{i:05d}" for i in range(30)]
     op = OneAttempt(task_id="t", campaign_lead_id=ids, max_workers=1, audit_conn_id=warehouse, audit_table="audit")

@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from airflow_provider_outreach.bulk.engine import BulkPolicy, run_bulk
+from airflow_provider_outreach.bulk.engine import run_bulk
 from airflow_provider_outreach.bulk.items import EMAIL, prepare
+from airflow_provider_outreach.bulk.policy import BulkPolicy
 from airflow_provider_outreach.bulk.report import Report
 from airflow_provider_outreach.exceptions import NotFoundError, RateLimitError, ServerError
 

@@ -10,9 +10,10 @@ import time
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from airflow_provider_outreach.bulk.engine import BulkPolicy, run_bulk
+from airflow_provider_outreach.bulk.engine import run_bulk
 from airflow_provider_outreach.bulk.items import ID, flatten_items, prepare
 from airflow_provider_outreach.bulk.ledger import AuditLedger, Ledger
+from airflow_provider_outreach.bulk.policy import BulkPolicy
 from airflow_provider_outreach.bulk.report import FAILED, ItemResult, Report, is_final
 from airflow_provider_outreach.exceptions import AuthenticationError, InvalidInputError, RateLimitError
 from airflow_provider_outreach.operators.dialnexa import (

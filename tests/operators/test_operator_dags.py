@@ -130,7 +130,7 @@ def test_a_retry_sends_only_what_has_no_final_outcome(sandbox, connections):
 
     class OneAttempt(LeadlexRemoveContactOperator):
         def get_hook(self):
-            return self.hook_class(self.conn_id, max_attempts=1)
+            return self.spec.hook_class(self.conn_id, max_attempts=1)
 
     op = OneAttempt(task_id="remove", contact_id=ids, campaign_id="cmp_big", max_workers=1)
     first_ti = RecordingTI()

@@ -162,7 +162,7 @@ def test_an_api_that_is_down_fails_so_that_airflow_retries(seeded, context):
 
     class OneAttempt(LeadlexRemoveContactOperator):
         def get_hook(self):
-            return self.hook_class(self.conn_id, max_attempts=1)
+            return self.spec.hook_class(self.conn_id, max_attempts=1)
 
     op = OneAttempt(task_id="t", contact_id=[f"ctc_{i}" for i in range(50)], campaign_id="cmp_active", max_workers=1)
     with pytest.raises(AirflowException, match="the API looks down") as err:

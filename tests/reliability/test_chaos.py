@@ -32,7 +32,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -82,13 +82,13 @@ def fast_retries(operator_cls: type) -> type:
             super().__init__(report_item_limit=10**6, report_failure_limit=10**6, **kwargs)
 
         def get_hook(self):
-            return self.hook_class(
+            return self.spec.hook_class(
                 self.conn_id, max_inline_wait=self.max_inline_wait, backoff=0.02, max_attempts=ATTEMPTS
             )
 
-        def _preflight(self, hook, campaign_id):
+        def _preflight(self, hook):
             # the connection check reads once, patiently: the chaos is for the items
-            return super()._preflight(self.hook_class(self.conn_id, backoff=0.02, max_attempts=12), campaign_id)
+            return super()._preflight(self.spec.hook_class(self.conn_id, backoff=0.02, max_attempts=12))
 
     Fast.__name__ = Fast.__qualname__ = operator_cls.__name__
     return Fast
@@ -219,7 +219,7 @@ class AddUnsubscribeOnePerValue(LemlistAddUnsubscribeOperator):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.batch_size = None
+        self.spec = replace(self.spec, engine=replace(self.spec.engine, batch_size=None))
 
     def apply(self, hook, value):
         return hook.add_unsubscribe(value)

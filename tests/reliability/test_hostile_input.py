@@ -301,7 +301,9 @@ def test_html_error_page_is_a_server_error_with_its_title(api, vendor, status):
 def _fast(operator_cls):
     class Fast(operator_cls):
         def get_hook(self):
-            return self.hook_class(self.conn_id, max_inline_wait=self.max_inline_wait, backoff=0.01, max_attempts=2)
+            return self.spec.hook_class(
+                self.conn_id, max_inline_wait=self.max_inline_wait, backoff=0.01, max_attempts=2
+            )
 
     return Fast
 
