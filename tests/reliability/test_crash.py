@@ -116,7 +116,10 @@ def test_sigkill_mid_run_then_the_retry_resumes(sandbox, sandbox_server, tmp_pat
     by_time = sorted(applied, key=applied.get)
     lost = [item for item in by_time if item not in recorded]
     assert len(lost) <= FLUSH_ROWS + 2 * WORKERS, len(lost)
-    assert all(item in recorded for item in by_time[: len(by_time) - FLUSH_ROWS - 2 * WORKERS])
+    # before the last batch, only an item whose worker thread had not recorded it yet (one per
+    # worker at most: a thread records its item before it sends another) can miss its row
+    early_lost = [item for item in by_time[: len(by_time) - FLUSH_ROWS - 2 * WORKERS] if item not in recorded]
+    assert len(early_lost) <= WORKERS, early_lost
     assert all(item in recorded for item in by_time if applied[item] < killed_at - 6.0)
 
     # try 2: the same task instance again; it reads the audit table and resumes
