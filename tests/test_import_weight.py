@@ -41,3 +41,20 @@ print(json.dumps({{"modules": modules, "heavy": [h for h in {HEAVY!r} if h in sy
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert len(result["modules"]) == 9  # three vendors: hooks, operators, sensors
     assert result["heavy"] == []
+
+
+def test_a_dag_file_with_the_lemlist_watcher_imports_no_http_client_or_retry_library():
+    """A DAG file that declares an AssetWatcher imports the event trigger on every parse."""
+    heavy = [h for h in HEAVY if h != "airflow.triggers.base"]  # an event trigger is one
+    code = f"""
+import json, sys
+import airflow.sdk
+before = set(sys.modules)
+from airflow_provider_outreach.triggers.lemlist_unsubscribes import LemlistUnsubscribeEventTrigger
+LemlistUnsubscribeEventTrigger(poll_interval=60)
+print(json.dumps([h for h in {heavy!r} if h in sys.modules and h not in before]))
+"""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
