@@ -4,6 +4,7 @@ that appear in it, for an ``AssetWatcher`` (Airflow 3.0+)."""
 from __future__ import annotations
 
 import asyncio
+import enum
 import math
 import time
 from collections.abc import AsyncIterator, Collection, Iterator
@@ -71,7 +72,7 @@ class LemlistUnsubscribeEventTrigger(BaseEventTrigger):
     have been found away from the end, the list is also read whole every hour (and at
     every start): such a record arrives late, never not at all.
 
-    **Start.** Every start reads the list to its end once (list length / 100 requests) and
+    **Start.** Every start reads the list to its end once (list length / 90 requests) and
     keeps its ids in memory (about 100 bytes per record). Then, by Airflow version:
 
     * **3.3+**, run by an ``AssetWatcher``: the cursor (the list's length and its last 500
@@ -343,7 +344,9 @@ class ListCursor:
         if value["version"] != 1:
             raise ValueError(f"unknown cursor version {value['version']!r}")
         length, recent = value["length"], value["recent"]
-        if not isinstance(length, int) or length < 0 or not all(isinstance(i, str) for i in recent):
+        if not isinstance(length, int) or length < 0 or not isinstance(recent, list):
+            raise ValueError("not a cursor")
+        if not all(isinstance(i, str) for i in recent):
             raise ValueError("not a cursor")
         return cls(length, list(recent))
 
@@ -374,7 +377,7 @@ class ListWatch:
         self.cursor = ListCursor(reading.length, recent[-RECENT_IDS:])
 
 
-class ReadAction:
+class ReadAction(enum.Enum):
     EMIT = "emit"  # the read holds every new record
     EARLIER = "earlier"  # the read must start further back
     WHOLE = "whole"  # the whole list must be read
@@ -382,7 +385,7 @@ class ReadAction:
 
 @dataclass(frozen=True)
 class Reconciled:
-    action: str
+    action: ReadAction
     records: list[dict[str, Any]] = field(default_factory=list)
     #: records emitted may include old ones the cursor could not place
     duplicates: bool = False

@@ -497,6 +497,24 @@ def test_a_trigger_stopped_before_its_cursor_was_written_repeats_records_and_los
     assert Counter(second.values()) == Counter(r["value"] for r in emitted + while_down)
 
 
+@pytest.mark.parametrize(
+    "stored",
+    [{"version": 7}, "not a cursor", {"version": 1, "lemlist_conn_id": "lemlist_eu", "length": 3, "recent": ["x"]}],
+    ids=["another-version", "not-an-object", "another-connection"],
+)
+def test_a_stored_cursor_that_cannot_be_used_is_replaced_and_the_last_hour_emitted_again(
+    lemlist, asset_store, watch, capfd, stored
+):
+    asset_store.accessor().set(CURSOR_KEY, stored)
+    recent = lemlist.add_lemlist_unsubscribes(fresh("recent", 2))
+    watcher = watch(store=asset_store.accessor())
+    watcher.wait_values(recent)
+    watcher.wait_polls(2)
+    assert sorted(watcher.values()) == sorted(r["value"] for r in recent)
+    assert "[warning  ] the stored cursor" in capfd.readouterr().out
+    assert asset_store.value()["length"] == EXISTING + 2 and asset_store.value()["lemlist_conn_id"] == "lemlist_default"
+
+
 def test_below_3_3_a_start_emits_the_last_hour_again(lemlist, watch):
     """No asset state store (3.0-3.2): the cursor lives in memory, and a start emits again the
     records created in the hour before it, so what was added while no trigger ran arrives."""
@@ -581,3 +599,59 @@ def test_the_trigger_never_uses_the_sync_connection_lookup(lemlist, watch, monke
     watcher.wait_polls(2)
     added = lemlist.add_lemlist_unsubscribes(fresh("async", 1))
     watcher.wait_values(added)
+
+
+# -- the decision on one read, on its own ---------------------------------------------------------
+
+
+def _reading(offset: int, ids: str) -> module.ListReading:
+    return module.ListReading(offset, [{"_id": i} for i in ids])
+
+
+def _ids(outcome: module.Reconciled) -> str:
+    return "".join(r["_id"] for r in outcome.records)
+
+
+@pytest.mark.parametrize(
+    "reading,length,known,complete,action,new,flags",
+    [
+        # a tail read: the known records, then the new ones
+        pytest.param((3, "defXY"), 6, "abcdef", True, "emit", "XY", (False, False), id="appended"),
+        pytest.param((3, "dfXY"), 6, "abcdef", True, "emit", "XY", (False, False), id="appended-after-a-removal"),
+        pytest.param((3, "XY"), 6, "abcdef", True, "earlier", "", (False, False), id="nothing-known-read-earlier"),
+        pytest.param((3, "dXfY"), 6, "abcdef", True, "whole", "", (False, False), id="new-before-a-known-one"),
+        pytest.param((3, "cdef"), 6, "abcdef", True, "whole", "", (False, False), id="grown-elsewhere"),
+        # the whole list against a complete memory: exact, wherever the new records stand
+        pytest.param((0, "XabcYdef"), 6, "abcdef", True, "emit", "XY", (False, True), id="whole-out-of-order"),
+        pytest.param((0, "abcdefXY"), 6, "abcdef", True, "emit", "XY", (False, False), id="whole-in-order"),
+        # a restart: only the last ids are known, older ones before them are not new
+        pytest.param((0, "abcdefXY"), 6, "def", False, "emit", "XY", (False, False), id="restart"),
+        pytest.param((0, "abdXefY"), 6, "def", False, "emit", "abXY", (True, False), id="restart-cannot-place"),
+        pytest.param((0, "XYZ"), 6, "def", False, "emit", "XYZ", (True, False), id="restart-nothing-known-left"),
+        pytest.param((0, "XYZ"), 0, "", False, "emit", "XYZ", (False, False), id="restart-on-an-empty-list"),
+    ],
+)
+def test_what_one_read_means(reading, length, known, complete, action, new, flags):
+    outcome = module.reconcile(_reading(*reading), length, set(known), complete=complete)
+    assert (outcome.action.value, _ids(outcome), (outcome.duplicates, outcome.out_of_order)) == (action, new, flags)
+
+
+@pytest.mark.parametrize(
+    "page,joined",
+    [
+        pytest.param("GHIJKLMNOPQRS", "QRS", id="as-asked"),
+        pytest.param("HJKLMNOPQRS", "QRS", id="records-removed-before-the-seam"),
+        pytest.param("FGHIJKLMNOPQRS", "QRS", id="one-inserted-before-the-seam"),
+        pytest.param("", "", id="the-list-ended"),
+    ],
+)
+def test_a_page_joins_the_one_before(page, joined):
+    before = [{"_id": i} for i in "ABCDEFGHIJKLMNOP"]  # the page overlap is 10: the next page starts at G
+    assert "".join(r["_id"] for r in module._after_seam(before, [{"_id": i} for i in page])) == joined
+
+
+@pytest.mark.parametrize("page", ["QRS", "GHIQJKLMNOPRS"], ids=["moved-past-the-overlap", "reordered"])
+def test_a_page_that_does_not_continue_the_one_before_is_read_again(page):
+    before = [{"_id": i} for i in "ABCDEFGHIJKLMNOP"]
+    with pytest.raises(module.ListMovedError):
+        module._after_seam(before, [{"_id": i} for i in page])
