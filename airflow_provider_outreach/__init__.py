@@ -20,6 +20,10 @@ VENDOR_NAMES = tuple(name for name, *_ in VENDORS)
 
 #: Module kinds the package ships, per vendor (``<kind>/<vendor>.py``).
 _MODULE_KINDS = ("hooks", "operators", "sensors")
+#: Trigger modules: the campaign-status trigger serves every vendor; event triggers (for an
+#: asset's watcher) one vendor each.
+_CAMPAIGN_TRIGGER = "airflow_provider_outreach.triggers.campaign_status"
+_EVENT_TRIGGERS = {"lemlist": ("airflow_provider_outreach.triggers.lemlist_unsubscribes",)}
 
 _CONN_FIELDS = {
     "rate_limit": {
@@ -78,7 +82,7 @@ def get_provider_info() -> dict:
         "package-name": "airflow-provider-outreach",
         "name": "Outreach (lemlist, LeadLex, DialNexa)",
         "description": "Remove, unsubscribe and suppress people in lemlist, LeadLex and DialNexa; "
-        "watch campaign status; delete draft campaigns safely.",
+        "watch campaign status; watch lemlist's opt-outs for an asset; delete draft campaigns safely.",
         "versions": [__version__],
         "integrations": [
             {"integration-name": name, "external-doc-url": doc, "tags": ["service"]} for _, name, _, doc in VENDORS
@@ -86,8 +90,8 @@ def get_provider_info() -> dict:
         "connection-types": [_connection_type(conn_type, name, hook) for conn_type, name, hook, _ in VENDORS],
     }
     info["triggers"] = [
-        {"integration-name": name, "python-modules": ["airflow_provider_outreach.triggers.campaign_status"]}
-        for _, name, _, _ in VENDORS
+        {"integration-name": name, "python-modules": [_CAMPAIGN_TRIGGER, *_EVENT_TRIGGERS.get(conn_type, ())]}
+        for conn_type, name, _, _ in VENDORS
     ]
     for kind in _MODULE_KINDS:
         info[kind] = [

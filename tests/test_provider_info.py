@@ -21,6 +21,16 @@ def test_provider_info_is_valid_against_airflow_schema():
     assert {c["connection-type"] for c in info["connection-types"]} == {"lemlist", "leadlex", "dialnexa"}
 
 
+def test_triggers_are_listed_per_integration():
+    triggers = {t["integration-name"]: t["python-modules"] for t in get_provider_info()["triggers"]}
+    campaign = "airflow_provider_outreach.triggers.campaign_status"
+    assert triggers == {
+        "lemlist": [campaign, "airflow_provider_outreach.triggers.lemlist_unsubscribes"],
+        "LeadLex": [campaign],
+        "DialNexa": [campaign],
+    }
+
+
 def test_every_listed_module_and_hook_class_imports():
     info = get_provider_info()
     for kind in ("hooks", "operators", "sensors", "triggers"):

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import base64
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_outreach.exceptions import InvalidInputError, InvalidResponseError, NotFoundError
 from airflow_provider_outreach.hooks.base import OutreachHook
+
+if TYPE_CHECKING:
+    from airflow_provider_outreach.core.transport import AsyncTransport
+
+#: lemlist's team-wide suppression list (``offset``/``limit`` at most 100)
+UNSUBSCRIBE_LIST = "/v2/unsubscribes/variables"
+#: the most records one page of it holds
+UNSUBSCRIBE_PAGE_MAX = 100
 
 
 class LemlistCampaignStatus(str, Enum):
@@ -96,13 +104,20 @@ class LemlistHook(OutreachHook):
         return self.call("GET", "/v2/unsubscribes/variables/{value}", value=value)
 
     def list_unsubscribes(self, offset: int = 0, limit: int = 100) -> list[dict[str, Any]]:
-        """One page of team-wide suppressions: ``{_id, value, source, createdAt}`` records."""
-        page = self.call("GET", "/v2/unsubscribes/variables", query={"offset": offset, "limit": limit})
+        """One page of team-wide suppressions: ``{_id, value, source, createdAt}`` records
+        (lemlist documents no order)."""
+        return self._unsubscribe_page(self.call("GET", UNSUBSCRIBE_LIST, query={"offset": offset, "limit": limit}))
+
+    async def alist_unsubscribes(
+        self, client: AsyncTransport, offset: int = 0, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """The async twin of :meth:`list_unsubscribes`."""
+        page = await self.acall(client, "GET", UNSUBSCRIBE_LIST, query={"offset": offset, "limit": limit})
+        return self._unsubscribe_page(page)
+
+    def _unsubscribe_page(self, page: Any) -> list[Any]:
         if not isinstance(page, list):
             raise InvalidResponseError(
-                vendor=self.vendor,
-                method="GET",
-                path="/v2/unsubscribes/variables",
-                message="expected a list of records",
+                vendor=self.vendor, method="GET", path=UNSUBSCRIBE_LIST, message="expected a list of records"
             )
         return page

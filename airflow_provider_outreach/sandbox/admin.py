@@ -19,6 +19,9 @@
                                                  refused with the vendor's 401 from now on, or
                                                  after N more authenticated requests with it
     GET    /_sandbox/objects/{vendor}/{kind}[/{id}]  one object or {id: object}; 404 if missing
+    DELETE /_sandbox/objects/{vendor}/{kind}/{id}    removes it as the vendor might (whatever the
+                                                 API allows) -> the object; 404 if missing, 400
+                                                 for a kind that cannot be removed
 
 A request-log record: ``{seq, time, vendor, method, raw_path, path, segments, query,
 status, fault, authorized, authorization_scheme, outside_api}``; ``path`` and
@@ -142,6 +145,15 @@ def _admin(app, method, segs, query, body) -> Response:
             with app.lock:
                 app.state.apply_due(time.time())
                 obj = app.state.lookup(segs[1], segs[2], segs[3] if n == 4 else None)
+        except KeyError as exc:
+            return _error(404, str(exc.args[0]))
+        if obj is None:
+            return _error(404, "not found")
+        return json_response(200, obj)
+    if name == "objects" and n == 4 and method == "DELETE":
+        try:
+            with app.lock:
+                obj = app.state.remove(segs[1], segs[2], segs[3])
         except KeyError as exc:
             return _error(404, str(exc.args[0]))
         if obj is None:

@@ -1,8 +1,8 @@
 """Client of the sandbox admin API (``/_sandbox/...``).
 
 Every method raises ``SandboxError`` on a non-2xx answer, except the object
-readers (``get`` and the ``lemlist_*``/``leadlex_*``/``dialnexa_*`` helpers),
-which return ``None`` when the object does not exist.
+readers and removers (``get``, ``remove`` and the ``lemlist_*``/``leadlex_*``/``dialnexa_*``
+helpers), which return ``None`` when the object does not exist.
 
 Object kinds for ``get(vendor, kind, id=None)`` (``id=None`` returns ``{id: object}``):
 
@@ -141,9 +141,30 @@ class SandboxClient:
     def lemlist_lead(self, lead_id):
         return self.get("lemlist", "lead", lead_id)
 
+    def remove(self, vendor: str, kind: str, id: str):
+        """Delete an object as the vendor might on its side; returns it, or None if missing."""
+        path = f"objects/{quote(vendor, safe='')}/{quote(kind, safe='')}/{quote(id, safe='')}"
+        return self._call("DELETE", path, allow_404=True)
+
     def lemlist_unsubscribes(self) -> dict:
-        """``{lowercased value: record}``."""
+        """``{lowercased value: record}``, in the order the records were added."""
         return self.get("lemlist", "unsubscribe") or {}
+
+    def add_lemlist_unsubscribes(self, records: list) -> list[dict]:
+        """Add team-wide suppression records as lemlist itself would (a person's unsubscribe
+        click: source ``lead``; a bounce: ``bounced``; ...), at the end of the creation order.
+
+        Each item is a value or ``{"value", "source"?, "createdAt"?}``; returns the stored
+        records (``_id`` included) in the same order.
+        """
+        self.seed({"lemlist": {"unsubscribes": list(records)}})
+        stored = self.lemlist_unsubscribes()
+        values = [r if isinstance(r, str) else r["value"] for r in records]
+        return [stored[v.lower()] for v in values]
+
+    def remove_lemlist_unsubscribe(self, value: str):
+        """Remove a suppression record whatever its source (later records move to lower offsets)."""
+        return self.remove("lemlist", "unsubscribe", value)
 
     def leadlex_campaign(self, campaign_id):
         return self.get("leadlex", "campaign", campaign_id)

@@ -70,6 +70,13 @@ class SandboxState:
             raise KeyError(f"unknown vendor {vendor!r}")
         return self.vendors[vendor].lookup(kind, oid)
 
+    def remove(self, vendor: str, kind: str, oid: str):
+        """Delete one object; returns it, or None if missing. ``KeyError`` for an unknown vendor or
+        kind, ``ValueError`` for a kind that cannot be removed."""
+        if vendor not in self.vendors:
+            raise KeyError(f"unknown vendor {vendor!r}")
+        return self.vendors[vendor].remove(kind, oid)
+
     # ------------------------------------------------------- status changes
     def schedule_status_change(self, vendor, cid, status, after_seconds=None, after_reads=None, now=None) -> dict:
         """Change a campaign's status now, after a delay, after N served reads, or both.

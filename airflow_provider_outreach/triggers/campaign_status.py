@@ -14,6 +14,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_outreach.core.retry import Action, decide
 from airflow_provider_outreach.exceptions import NotFoundError
 from airflow_provider_outreach.hooks.base import OutreachHook
+from airflow_provider_outreach.triggers import polling_hook
 
 
 class CampaignStatusTrigger(BaseTrigger):
@@ -76,14 +77,7 @@ class CampaignStatusTrigger(BaseTrigger):
         cls = import_string(self.hook_class)
         if not (isinstance(cls, type) and issubclass(cls, OutreachHook)):
             raise TypeError(f"{self.hook_class} is not an outreach hook")
-        # a few quick retries inside one poll; anything longer is the polling loop's job
-        return cls(
-            self.conn_id,
-            max_attempts=3,
-            backoff=min(0.5, self.poll_interval / 4),
-            max_retry_wait=self.poll_interval,
-            max_inline_wait=self.poll_interval,
-        )
+        return polling_hook(cls, self.conn_id, self.poll_interval)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:

@@ -1137,6 +1137,74 @@ def test_lemlist_list_unsubscribes(api, sandbox):
         sandbox.seed({"lemlist": {"unsubscribes": [{"value": "z@example.com", "source": "import"}]}})
 
 
+def test_lemlist_unsubscribe_records_added_removed_and_their_list_order(api, sandbox):
+    """Records lemlist makes itself (with a source and a time) join the end of the list, whatever
+    their createdAt; a removal moves every later record one offset down; the other order the
+    sandbox can serve is the exact reverse."""
+
+    def listed(offset=0, limit=100):
+        resp = api.lemlist("GET", "/v2/unsubscribes/variables", params={"offset": offset, "limit": limit})
+        assert resp.status_code == 200
+        return [(r["value"], r["source"], r["createdAt"]) for r in resp.json()]
+
+    before = [v for v, _, _ in listed()]
+    assert before == ["lead@example.com", "abuse@example.com", "api@example.com"]
+    added = sandbox.add_lemlist_unsubscribes(
+        [
+            {"value": "click@example.com", "source": "lead", "createdAt": "2026-12-01T10:00:00.000Z"},
+            {"value": "old@example.com", "source": "bounced", "createdAt": "2020-01-01T00:00:00.000Z"},
+            "plain@example.com",
+        ]
+    )
+    assert [r["source"] for r in added] == ["lead", "bounced", "api"]
+    assert all(r["_id"].startswith("uns_") for r in added) and len({r["_id"] for r in added}) == 3
+    assert listed()[3:] == [
+        ("click@example.com", "lead", "2026-12-01T10:00:00.000Z"),
+        ("old@example.com", "bounced", "2020-01-01T00:00:00.000Z"),  # the end, though created long ago
+        ("plain@example.com", "api", added[2]["createdAt"]),
+    ]
+    # seeding an existing value updates it in place: same id, same offset
+    again = sandbox.add_lemlist_unsubscribes([{"value": "CLICK@example.com", "source": "abuse"}])
+    assert again[0]["_id"] == added[0]["_id"] and listed(3, 1)[0][:2] == ("click@example.com", "abuse")
+
+    # a removal the API itself refuses (source lead) happens through the admin API
+    assert api.lemlist("DELETE", "/v2/unsubscribes/variables/lead%40example.com").status_code == 409
+    removed = sandbox.remove_lemlist_unsubscribe("LEAD@example.com")
+    assert removed["source"] == "lead" and removed["value"] == "lead@example.com"
+    assert [v for v, _, _ in listed()] == [
+        "abuse@example.com",
+        "api@example.com",
+        "click@example.com",
+        "old@example.com",
+        "plain@example.com",
+    ]
+    assert listed(2, 1)[0][0] == "click@example.com"  # was at offset 3
+    assert sandbox.remove_lemlist_unsubscribe("lead@example.com") is None
+    with pytest.raises(SandboxError) as refused:
+        sandbox.remove("lemlist", "campaign", "cam_1")
+    assert refused.value.status == 400
+    unknown = requests.delete(f"{sandbox.base_url}/_sandbox/objects/lemlist/nothing/x", timeout=10)
+    assert (unknown.status_code, unknown.json()) == (404, {"error": "unknown object kind lemlist/nothing"})
+
+    sandbox.seed({"lemlist": {"unsubscribe_order": "newest_first"}})
+    assert [v for v, _, _ in listed()] == [
+        "plain@example.com",
+        "old@example.com",
+        "click@example.com",
+        "api@example.com",
+        "abuse@example.com",
+    ]
+    sandbox.add_lemlist_unsubscribes([{"value": "newest@example.com", "source": "user"}])
+    assert listed(0, 2) == [("newest@example.com", "user", listed(0, 1)[0][2]), listed(1, 1)[0]]
+    assert listed(1, 1)[0][0] == "plain@example.com"  # every other record moved one offset up
+    assert sandbox.state()["lemlist"]["unsubscribe_order"] == "newest_first"
+    for bad in ({"unsubscribe_order": "by_value"}, {"unsubscribes": [{"value": "t@example.com", "createdAt": 5}]}):
+        with pytest.raises(SandboxError):
+            sandbox.seed({"lemlist": bad})
+    sandbox.reset(SEED)
+    assert sandbox.state()["lemlist"]["unsubscribe_order"] == "created"
+
+
 def test_leadlex_paging_follows_the_readme(api):
     default = api.leadlex("GET", "/v1/campaigns/ll_active/contacts").json()
     assert default["meta"] == {"page": 1, "per_page": 20, "total": 25} and len(default["data"]["contacts"]) == 20

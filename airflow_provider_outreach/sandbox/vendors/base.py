@@ -7,7 +7,8 @@ A vendor is a ``Vendor`` subclass with:
 * defaults: ``default_key``, ``default_limits`` and, for vendors whose keys carry
   permissions, ``key_permissions`` (what a key gets when none are given);
 * state: ``clear()``, ``seed()``, ``snapshot()``, ``objects()`` (kinds of the admin
-  ``objects`` route) and a ``campaigns`` table for scheduled status changes;
+  ``objects`` route), ``removers()`` (the kinds it may delete) and a ``campaigns`` table
+  for scheduled status changes;
 * wire format: ``error()``, ``status_messages``, ``credential()`` (the key presented in
   an ``Authorization`` header), rate-limit headers, the answers to an unknown route
   (``no_route()``) and to a path outside the API base (``outside_api()``);
@@ -191,6 +192,11 @@ class Vendor:
         """``{kind: (ids, one)}`` for the admin ``objects`` route; ``one(id)`` is None if missing."""
         return {}
 
+    def removers(self) -> dict[str, Callable]:
+        """``{kind: remove}`` for the admin ``objects`` route's DELETE; ``remove(id)`` returns the
+        removed object, or None if missing."""
+        return {}
+
     def count(self, counts: dict, what: str) -> None:
         key = f"{self.name}_{what}"
         counts[key] = counts.get(key, 0) + 1
@@ -204,6 +210,16 @@ class Vendor:
         if oid is None:
             return {k: one(k) for k in list(ids)}
         return one(oid)
+
+    def remove(self, kind: str, oid: str):
+        """Delete one object as if it went away on the vendor's side; returns it, or None if
+        missing. ``KeyError`` for an unknown kind, ``ValueError`` for one that cannot be removed."""
+        if kind not in self.objects():
+            raise KeyError(f"unknown object kind {self.name}/{kind}")
+        remover = self.removers().get(kind)
+        if remover is None:
+            raise ValueError(f"{self.name}/{kind} objects cannot be removed")
+        return remover(oid)
 
     def has_campaign(self, cid: str) -> bool:
         return cid in self.campaigns

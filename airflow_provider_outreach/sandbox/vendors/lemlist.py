@@ -12,7 +12,8 @@ Routes (after the API base)::
     GET    /v2/unsubscribes/variables/{value}                404 "Unsubscribe not found"
     DELETE /v2/unsubscribes/variables/{value}                409 when source is lead/abuse
     POST   /v2/unsubscribes/variables   {"values": [...]}    <= 10,000, all or nothing
-    GET    /v2/unsubscribes/variables?offset=&limit=         creation order, limit 1..100
+    GET    /v2/unsubscribes/variables?offset=&limit=         limit 1..100, in the seed's
+                                                             unsubscribe_order (see below)
 
 Auth: HTTP Basic, empty login, API key as password. Errors are ``text/plain`` without a
 code (a 401 without an ``Authorization`` header has no body). Every answer carries
@@ -25,13 +26,24 @@ Seed (``"lemlist"`` in a seed document)::
      "campaigns": [{"_id": "cam_1", "name": "Q4", "status": "running",
                     "leads": [{"_id": "lea_1", "email": "a@x.com", "state": "active"}]}],
      "leads": [{"_id": "lea_2", "campaignId": "cam_1", "email": "b@x.com"}],
-     "unsubscribes": [{"value": "x@y.com", "source": "lead", "createdAt": "..."}]}
+     "unsubscribes": [{"value": "x@y.com", "source": "lead", "createdAt": "..."}],
+     "unsubscribe_order": "created"}
 
 Missing ids get the prefixes ``cam_``, ``lea_``, ``ctc_``, ``uns_``; a campaign defaults
-to ``running``, a lead to ``state`` ``active``, an unsubscribe to source ``api``.
+to ``running``, a lead to ``state`` ``active``, an unsubscribe to source ``api`` and
+``createdAt`` the time it was seeded (any ISO string may be given: the list's order is
+the order records were added, whatever their ``createdAt``). Seeding a value that exists
+updates its record in place (same ``_id`` and position unless given).
+
+lemlist does not document the order of its unsubscribe list. The sandbox serves the order
+records were added (``"unsubscribe_order": "created"``, the default: a new record joins the
+end) or, when seeded with ``"newest_first"``, the reverse (a new record enters at offset 0
+and shifts every other one), so a client can be shown not to depend on either.
+
 Snapshot: ``{"team", "campaigns": {id: {..., "leads": {id: lead}}}, "unsubscribes":
-{lowercased value: record}}``. Object kinds: ``campaign`` (with ``leads``), ``lead``,
-``unsubscribe`` (by value, case-insensitive).
+{lowercased value: record}, "unsubscribe_order"}``. Object kinds: ``campaign`` (with
+``leads``), ``lead``, ``unsubscribe`` (by value, case-insensitive; the admin API may also
+remove one whatever its source, as when lemlist deletes a contact's data).
 """
 
 from __future__ import annotations
@@ -56,6 +68,8 @@ LEAD_STATES = ("active", "unsubscribed", "removed")
 UNSUBSCRIBE_SOURCES = ("api", "bounced", "lead", "user", "abuse")
 #: Sources whose records cannot be lifted (409).
 LOCKED_SOURCES = ("lead", "abuse")
+#: Orders the sandbox can serve the unsubscribe list in (lemlist documents none).
+UNSUBSCRIBE_ORDERS = ("created", "newest_first")
 BULK_MAX_VALUES = 10_000
 LIST_MAX_LIMIT = 100
 INVALID_VALUES_SHOWN = 10
@@ -117,6 +131,7 @@ class Lemlist(Vendor):
         self.by_email: dict[str, dict[str, None]] = {}  # email lower -> ordered lead ids
         self.contact_ids: dict[str, str] = {}  # email lower -> ctc_ id
         self.unsubscribes: dict[str, dict] = {}  # lowercased value -> record, in creation order
+        self.unsubscribe_order = UNSUBSCRIBE_ORDERS[0]
 
     def seed(self, doc, counts) -> None:
         now = time.time()
@@ -160,10 +175,17 @@ class Lemlist(Vendor):
                 raise ValueError(f"invalid lemlist unsubscribe value {value!r}")
             if raw.get("source", "api") not in UNSUBSCRIBE_SOURCES:
                 raise ValueError(f"lemlist unsubscribe source must be one of {UNSUBSCRIBE_SOURCES}")
-            record = self._new_unsubscribe(value, variable, now)
+            opt_str(raw, "createdAt", "lemlist unsubscribe")
+            opt_str(raw, "_id", "lemlist unsubscribe")
+            record = self.unsubscribes.get(value.lower()) or self._new_unsubscribe(value, variable, now)
             record.update({k: v for k, v in raw.items() if k != "value"})
             self.unsubscribes[value.lower()] = record
             self.count(counts, "unsubscribes")
+        order = doc.get("unsubscribe_order")
+        if order is not None:
+            if order not in UNSUBSCRIBE_ORDERS:
+                raise ValueError(f"lemlist unsubscribe_order must be one of {UNSUBSCRIBE_ORDERS}")
+            self.unsubscribe_order = order
 
     def _upsert_lead(self, cid, raw) -> None:
         lid = opt_str(raw, "_id", "lemlist lead") or self.ids.new("lea_")
@@ -237,6 +259,7 @@ class Lemlist(Vendor):
             "team": dict(self.team),
             "campaigns": {cid: self._campaign_with_leads(cid) for cid in self.campaigns},
             "unsubscribes": {k: dict(v) for k, v in self.unsubscribes.items()},
+            "unsubscribe_order": self.unsubscribe_order,
         }
 
     def objects(self) -> dict:
@@ -253,6 +276,9 @@ class Lemlist(Vendor):
             "lead": (self.lead_campaign, lead),
             "unsubscribe": (self.unsubscribes, unsubscribe),
         }
+
+    def removers(self) -> dict:
+        return {"unsubscribe": lambda value: self.unsubscribes.pop(value.lower(), None)}
 
     # ------------------------------------------------------------ wire format
     def credential(self, header):
@@ -417,7 +443,10 @@ class Lemlist(Vendor):
     def list_unsubscribes(self, req):
         offset = int_param(req.query, "offset", 0, 0, 10**15)
         limit = int_param(req.query, "limit", LIST_MAX_LIMIT, 1, LIST_MAX_LIMIT)
-        page = itertools.islice(self.unsubscribes.values(), offset, offset + limit)
+        records = self.unsubscribes.values()
+        if self.unsubscribe_order == "newest_first":
+            records = reversed(records)
+        page = itertools.islice(records, offset, offset + limit)
         return [{k: rec.get(k) for k in ("_id", "value", "source", "createdAt")} for rec in page]
 
 
