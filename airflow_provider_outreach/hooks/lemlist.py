@@ -103,13 +103,13 @@ class LemlistHook(OutreachHook):
         """The team-wide suppression record of ``value`` (404 ``Unsubscribe not found`` when none)."""
         return self.call("GET", "/v2/unsubscribes/variables/{value}", value=value)
 
-    def list_unsubscribes(self, offset: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+    def list_unsubscribes(self, offset: int = 0, limit: int = UNSUBSCRIBE_PAGE_MAX) -> list[dict[str, Any]]:
         """One page of team-wide suppressions: ``{_id, value, source, createdAt}`` records
         (lemlist documents no order)."""
         return self._unsubscribe_page(self.call("GET", UNSUBSCRIBE_LIST, query={"offset": offset, "limit": limit}))
 
     async def alist_unsubscribes(
-        self, client: AsyncTransport, offset: int = 0, limit: int = 100
+        self, client: AsyncTransport, offset: int = 0, limit: int = UNSUBSCRIBE_PAGE_MAX
     ) -> list[dict[str, Any]]:
         """The async twin of :meth:`list_unsubscribes`."""
         page = await self.acall(client, "GET", UNSUBSCRIBE_LIST, query={"offset": offset, "limit": limit})

@@ -32,8 +32,6 @@ log = logging.getLogger(__name__)
 
 #: task state store key of the progress kept while the task waits for a rate-limit reset
 PROGRESS_KEY = "outreach_lemlist_unsubscribes_progress"
-#: records per request (lemlist's maximum)
-PAGE_SIZE = 100
 #: longest value stored: the longest key MySQL (InnoDB, utf8mb4) can index, and in bytes
 #: what fits a PostgreSQL index entry
 MAX_VALUE_LENGTH = 768
@@ -196,6 +194,7 @@ class LemlistUnsubscribesToSqlOperator(BaseOperator):
 
     def _copy(self, context: Any, progress: dict[str, Any]) -> dict[str, Any]:
         from airflow_provider_outreach.core.retry import inline_wait_seconds
+        from airflow_provider_outreach.hooks.lemlist import UNSUBSCRIBE_PAGE_MAX as PAGE_SIZE
         from airflow_provider_outreach.hooks.lemlist import LemlistHook
 
         table = checked_table_name(self.table)
