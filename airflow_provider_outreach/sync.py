@@ -72,6 +72,21 @@ def sum_reports(reports: Iterable[Any]) -> dict[str, dict[str, int]]:
     return dict(sorted(totals.items()))
 
 
+def lemlist_event_records(triggering_asset_events: Any) -> list[dict[str, Any]]:
+    """The lemlist suppression records of a run's asset events (from
+    :class:`~airflow_provider_outreach.triggers.lemlist_unsubscribes.LemlistUnsubscribeEventTrigger`),
+    one per value in the order they came: the trigger may emit a record twice."""
+    records: dict[str, dict[str, Any]] = {}
+    for events in (triggering_asset_events or {}).values():
+        for event in events:
+            payload = (event.extra or {}).get("payload") or {}
+            for record in payload.get("records") or []:
+                value = record.get("value") if isinstance(record, Mapping) else None
+                if isinstance(value, str) and value.strip():
+                    records.setdefault(value.strip().lower(), dict(record))
+    return list(records.values())
+
+
 def _flatten(reports: Any) -> Iterable[Any]:
     if reports is None or isinstance(reports, Mapping):
         yield reports

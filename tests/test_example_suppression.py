@@ -63,6 +63,7 @@ def test_example_dags_parse_without_a_network_connection(sandbox, connections, m
         "outreach_suppression_on_asset",
         "crm_optouts_producer",
         "outreach_draft_campaign_cleanup",
+        "outreach_lemlist_optouts_on_event",
     } <= set(fresh.dag_ids)
     assert sandbox.requests() == []
     assert fresh.dags["outreach_suppression_on_asset"].timetable.asset_condition is not None

@@ -45,3 +45,24 @@ def test_reports_add_up_across_tasks_and_map_indexes():
 def test_something_that_is_no_report_is_refused():
     with pytest.raises(InvalidInputError, match="not an operator report"):
         sum_reports([{"vendor": "lemlist"}])
+
+
+class Event:
+    def __init__(self, extra):
+        self.extra = extra
+
+
+def test_a_runs_lemlist_records_come_once_per_value_whatever_the_events():
+    from airflow_provider_outreach.sync import lemlist_event_records
+
+    first = {"_id": "uns_1", "value": "Ann@Example.com", "source": "lead"}
+    events = {
+        "lemlist_opt_outs": [
+            Event({"from_trigger": True, "payload": {"records": [first, {"_id": "uns_2", "value": " "}]}}),
+            Event({"from_trigger": True, "payload": {"records": [{"_id": "uns_1", "value": "ann@example.com"}]}}),
+            Event({"from_trigger": True, "payload": {"records": [{"_id": "uns_3", "value": "bob@example.com"}]}}),
+            Event({}),  # an event of another kind on the same asset
+        ]
+    }
+    assert lemlist_event_records(events) == [first, {"_id": "uns_3", "value": "bob@example.com"}]
+    assert lemlist_event_records(None) == [] and lemlist_event_records({}) == []

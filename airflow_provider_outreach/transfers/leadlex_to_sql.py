@@ -51,6 +51,14 @@ def enrollment_table_sql(table: str) -> str:
     )
 
 
+def create_enrollment_table(sql_conn_id: str, table: str) -> None:
+    """Create ``table`` as the copy fills it, if missing (a reader before the first copy finds it empty)."""
+    table = checked_table_name(table)
+    hook = sql_hook(sql_conn_id)
+    with sql_connection(hook) as conn:
+        create_table(conn, enrollment_table_sql(table))
+
+
 def campaign_ids_key(index: int) -> str:
     return f"{PROGRESS_KEY}_campaigns_{index}"
 

@@ -97,6 +97,16 @@ def upsert_suppressions(conn: Any, hook: DbApiHook, table: str, records: Sequenc
     return retry_on_conflict(lambda: _upsert_page(conn, hook, table, rows, now))
 
 
+def store_unsubscribes(sql_conn_id: str, table: str, records: Sequence[Any]) -> tuple[int, int]:
+    """Record lemlist suppression records (an event trigger's, say) in ``table`` as the copy
+    does (created if missing; ``first_seen_at`` now for a new value); ``(new, updated)``."""
+    table = checked_table_name(table)
+    hook = sql_hook(sql_conn_id)
+    with sql_connection(hook) as conn:
+        create_table(conn, suppression_table_sql(table))
+        return upsert_suppressions(conn, hook, table, records, utc_now_iso())
+
+
 def _upsert_page(conn: Any, hook: DbApiHook, table: str, rows: dict[str, tuple], now: str) -> tuple[int, int]:
     mark = hook.placeholder
     with transaction(conn) as cursor:

@@ -7,7 +7,7 @@ import asyncio
 import enum
 import math
 import time
-from collections.abc import AsyncIterator, Collection, Iterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -53,7 +53,11 @@ class LemlistUnsubscribeEventTrigger(BaseEventTrigger):
 
     Each event's payload is ``{"lemlist_conn_id", "records": [{"_id", "value", "source",
     "createdAt"}, ...]}`` with at most 100 records, in list order; a larger burst is split
-    over several events. A record is emitted at least once: duplicated events happen (after
+    over several events, one per poll. (Airflow queues one run per asset: events that land
+    together can meet the scheduler creating a run, and on a metadata database without row
+    locks, SQLite, the later ones then wait for the next event. One event per poll leaves
+    the scheduler a poll interval to create each run.) The cursor is saved only once every
+    record it covers went out. A record is emitted at least once: duplicated events happen (after
     a restart, see below), lost records do not, so what reacts must be idempotent (a
     suppression is). Records whose source is not in ``sources`` move the cursor but are not
     emitted.
@@ -135,6 +139,7 @@ class LemlistUnsubscribeEventTrigger(BaseEventTrigger):
         watch: ListWatch | None = None
         store: Any = None
         failures = 0
+        backlog: list[dict[str, Any]] = []  # found, not emitted yet: one event per poll
         while True:
             try:
                 await hook.aload_connection()
@@ -160,10 +165,12 @@ class LemlistUnsubscribeEventTrigger(BaseEventTrigger):
                             await self._pause(max(self.poll_interval, decision.wait or 0.0))
                             continue
                         failures = 0
-                        for event in self._events(new):
-                            yield event
+                        backlog.extend(self._wanted(new))
+                        if backlog:
+                            yield self._event(backlog[:EVENT_RECORDS])
+                            del backlog[:EVENT_RECORDS]
                         await self._pause(self.poll_interval)
-                        if store is not None:
+                        if store is not None and not backlog:  # a restart emits again what is not out yet
                             await self._save_cursor(store, watch)
             except Exception as exc:
                 failures += 1
@@ -257,7 +264,8 @@ class LemlistUnsubscribeEventTrigger(BaseEventTrigger):
                 self.log.info("lemlist suppression list moved during a read (attempt %d); reading again", attempt)
         raise ListMovedError(f"lemlist's suppression list moved during {READ_ATTEMPTS} reads in a row")
 
-    def _events(self, records: list[dict[str, Any]]) -> Iterator[TriggerEvent]:
+    def _wanted(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The records to emit: of a source emitted, with a value."""
         wanted = []
         for record in records:
             if not self._emits(record.get("source")):
@@ -266,10 +274,10 @@ class LemlistUnsubscribeEventTrigger(BaseEventTrigger):
                 self.log.warning("lemlist suppression record %s has no value; not emitted", record["_id"])
                 continue
             wanted.append(record)
-        for start in range(0, len(wanted), EVENT_RECORDS):
-            yield TriggerEvent(
-                {"lemlist_conn_id": self.lemlist_conn_id, "records": wanted[start : start + EVENT_RECORDS]}
-            )
+        return wanted
+
+    def _event(self, records: list[dict[str, Any]]) -> TriggerEvent:
+        return TriggerEvent({"lemlist_conn_id": self.lemlist_conn_id, "records": records})
 
     def _emits(self, source: Any) -> bool:
         return source != OWN_SOURCE if self.sources is None else source in self.sources

@@ -181,30 +181,50 @@ class AirflowCluster:
         if result.returncode != 0:
             raise ClusterError(f"airflow db migrate failed ({result.returncode}):\n{_tail(migrate_log, 40)}")
         self.timings["db_migrate"] = time.monotonic() - started
+        for name in COMPONENTS:
+            self._launch(name, env)
+        self.wait_healthy(deadline=started + timeout)
+        self.timings["healthy"] = time.monotonic() - started
+
+    def _launch(self, name: str, env: dict[str, str]) -> None:
         args = {
             "api-server": ["api-server", "--port", str(self.port), "--host", "127.0.0.1", "--workers", "1"],
             "scheduler": ["scheduler", "--skip-serve-logs"],
             "dag-processor": ["dag-processor"],
             "triggerer": ["triggerer", "--skip-serve-logs"],
         }
-        for name in COMPONENTS:
-            log_path = self.home / "component-logs" / f"{name}.log"
-            out = open(log_path, "wb")  # noqa: SIM115 - closed when the process has been reaped
-            try:
-                proc = subprocess.Popen(
-                    [_airflow_bin(), *args[name]],
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    cwd=self.home,
-                    start_new_session=True,  # a process group of its own: stop() can clear it
-                )
-            finally:
-                out.close()  # the child holds its own descriptor
-            self.components[name] = Component(name, proc, log_path)
-        self.wait_healthy(deadline=started + timeout)
-        self.timings["healthy"] = time.monotonic() - started
+        log_path = self.home / "component-logs" / f"{name}.log"
+        out = open(log_path, "ab")  # noqa: SIM115 - closed when the process has been reaped
+        try:
+            proc = subprocess.Popen(
+                [_airflow_bin(), *args[name]],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.home,
+                start_new_session=True,  # a process group of its own: stop() can clear it
+            )
+        finally:
+            out.close()  # the child holds its own descriptor
+        previous = self.components.get(name)
+        self.components[name] = Component(name, proc, log_path, seen=previous.seen if previous else {})
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one component and everything under it (a crash, not a shutdown)."""
+        comp = self.components[name]
+        self._remember_children()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(comp.proc.pid, signal.SIGKILL)
+        for proc in comp.seen.values():
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        comp.proc.wait(timeout=30)
+
+    def restart(self, name: str, timeout: float = 60.0) -> None:
+        """Start a component again (after :meth:`kill`) and wait until the cluster is healthy."""
+        self._launch(name, self.environment())
+        self.wait_healthy(deadline=time.monotonic() + timeout)
 
     def wait_healthy(self, deadline: float) -> dict[str, Any]:
         last: Any = None

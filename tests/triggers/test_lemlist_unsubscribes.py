@@ -60,6 +60,7 @@ class Watcher:
             await pause(seconds)
 
         trigger._pause = timed
+        self.emitted_after: list[int] = []
         self._loop = asyncio.new_event_loop()
         self._task: asyncio.Task | None = None
         self._started = threading.Event()
@@ -71,6 +72,7 @@ class Watcher:
         async def consume() -> None:
             async for event in self.trigger.run():
                 self.payloads.append(json.loads(json.dumps(event.payload)))  # JSON only, as stored
+                self.emitted_after.append(len(self.pauses))  # the poll that emitted it
 
         asyncio.set_event_loop(self._loop)
         self._task = self._loop.create_task(consume())
@@ -373,6 +375,8 @@ def test_250_records_added_at_once_all_arrive_in_bounded_events(lemlist, watch):
     watcher.wait_values(added)
     assert len(watcher.payloads) >= 3
     assert all(0 < len(p["records"]) <= 100 for p in watcher.payloads)
+    # one event per poll: the scheduler has a poll interval to queue a run for each
+    assert len(set(watcher.emitted_after)) == len(watcher.emitted_after), watcher.emitted_after
     assert Counter(watcher.values()) == Counter(r["value"] for r in added)  # each exactly once
 
 
