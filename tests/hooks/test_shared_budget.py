@@ -342,3 +342,50 @@ def test_an_unusable_directory_paces_per_process(seeded, connections, tmp_path, 
     connections("leadlex", rate_limit_dir=str(blocker / "limits"))
     assert LeadlexHook().get_campaign("cmp_active")["id"] == "cmp_active"
     assert "pacing per process" in caplog.text
+
+
+# -- the shared store fails mid-run -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("headers", ["honoured", "ignored"])
+def test_redis_refusing_writes_mid_run_paces_on_in_the_process(
+    sandbox, connections, store_dir, tmp_path, monkeypatch, caplog, headers
+):
+    """Redis runs out of memory (it refuses every write at once) while 8 threads spend
+    lemlist's 20 per 2 s through it: the pacer goes on in this process alone, and the first
+    answers after the switch (their starts unknown there) gate it by what the API says is left,
+    so the switch draws no burst of 429s. The control ("ignored") shows the same run drawing
+    them when the window of this process alone paces."""
+    from tests.servers import start_redis
+
+    if headers == "ignored":
+        monkeypatch.setattr(Pacer, "_foreign", lambda *args: False)
+    server = start_redis(tmp_path / "redis")
+    try:
+        monkeypatch.setenv("AIRFLOW_CONN_OUTREACH_REDIS_DOWN", server.airflow_conn_json())
+        connections("lemlist", redis_conn_id="outreach_redis_down")
+        sandbox.seed(lemlist_bulk_seed(90))
+        sandbox.configure(latency={"lemlist": LATENCY})
+        hook = LemlistHook()
+        done = []
+
+        def unsubscribe(i: int) -> None:
+            hook.unsubscribe_lead("cam_bulk", f"person{i:06d}@example.com")
+            done.append(i)
+            if len(done) == 30:
+                with server.client() as admin:
+                    admin.config_set("maxmemory-policy", "noeviction")
+                    admin.config_set("maxmemory", 1)
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(unsubscribe, range(90)))
+    finally:
+        server.stop()
+    assert len(done) == 90
+    assert "pacing per process from now on" in caplog.text
+    statuses = [r["status"] for r in sandbox.requests(vendor="lemlist")]
+    refused = statuses.count(429)
+    if headers == "honoured":
+        assert refused <= 2, statuses
+    else:
+        assert refused >= 3, statuses
