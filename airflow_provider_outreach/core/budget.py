@@ -1,7 +1,8 @@
-"""Shared stores for the rate-limit budget of one API key, built on ``pyrate-limiter``.
+"""Stores for the rate-limit budget of one API key, built on ``pyrate-limiter``.
 
-Every process pacing one API key (same vendor and key, whatever the connection id) meets in
-one store, chosen by the connection's extra:
+A pacer keeps a key's budget in exactly one store. Every process pacing one API key (same
+vendor and key, whatever the connection id) meets in one shared store, chosen by the
+connection's extra:
 
 * **on the host** (the default): a SQLite database per key, behind a file lock
   (pyrate-limiter's ``SQLiteBucket`` with ``use_file_lock``), in the directory
@@ -12,25 +13,29 @@ one store, chosen by the connection's extra:
 * **across hosts**: Redis, when the extra names an Airflow redis connection in
   ``redis_conn_id`` (pyrate-limiter's ``RedisBucket``; the client comes from the redis
   provider's ``RedisHook``). The hosts' clocks must agree (NTP): times are epoch seconds.
-* **nowhere** (``shared_rate_limit: false``): each process paces on its own.
+* **in the process** (``shared_rate_limit: false``): a :class:`LocalStore` in memory
+  (pyrate-limiter's ``InMemoryBucket``); each process paces on its own.
 
 A store holds two things for its key: the sliding-window log of request starts (the
 library's bucket: an atomic check-and-insert, used in fixed mode) and one small record of
 what the API's headers said (:class:`~airflow_provider_outreach.core.rate_state.PacingState`:
 remaining, reset, blocked-until), read and rewritten atomically (under the bucket's file
-lock, or a Redis ``WATCH`` transaction). The key is named by the vendor and a SHA-256 of
-the API key, never the key itself.
+lock, a Redis ``WATCH`` transaction, or a thread lock in memory). The key is named by the
+vendor and a SHA-256 of the API key, never the key itself.
 
 The directory is created world-writable (0777, not sticky: the file lock refuses lock files
 of other users in a sticky directory) and its files 0666, so workers running as different
 users share it; it holds only request times. A directory that already exists keeps its
-rights (create it beforehand, e.g. 2770 with a shared group, to restrict it). A store that
-cannot be opened or fails later is logged and the pacer paces per process.
+rights (create it beforehand, e.g. 2770 with a shared group, to restrict it). A shared
+store that cannot be opened or fails later is logged, and the pacer goes on with a fresh
+:class:`LocalStore`: it paces per process.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import dataclasses
 import hashlib
 import os
 import threading
@@ -51,6 +56,7 @@ __all__ = [
     "BudgetSpec",
     "BudgetStore",
     "FileStore",
+    "LocalStore",
     "RedisStore",
     "budget_name",
     "budget_spec",
@@ -113,7 +119,7 @@ def _rate(limit: int, period: float, margin: float) -> Any:
 
 
 class BudgetStore:
-    """The shared budget of one key; times are epoch seconds."""
+    """The budget of one key; times are epoch seconds unless :meth:`now` says otherwise."""
 
     kind = ""
 
@@ -142,10 +148,11 @@ class BudgetStore:
         """Count a request start at ``now`` if the window has room: 0; else the seconds to wait."""
         from pyrate_limiter import RateItem
 
-        decision = self.bucket.put_decision(RateItem("request", round(now * 1000)))
-        if decision.allowed:
-            self._maybe_leak(now)
-            return 0.0
+        with self.locked():
+            decision = self.bucket.put_decision(RateItem("request", round(now * 1000)))
+            if decision.allowed:
+                self._maybe_leak(now)
+                return 0.0
         wait_ms = decision.retry_after_ms
         return max(0.001, (wait_ms if wait_ms is not None and wait_ms >= 0 else 50) / 1000)
 
@@ -154,7 +161,8 @@ class BudgetStore:
         raise NotImplementedError
 
     def set_rate(self, limit: int, period: float) -> None:
-        self.bucket.rates = [_rate(limit, period, self.margin)]
+        with self.locked():
+            self.bucket.rates = [_rate(limit, period, self.margin)]
 
     def flush(self) -> None:
         """Forget the key's window and record."""
@@ -254,10 +262,6 @@ class FileStore(BudgetStore):
             self._conn.commit()
         return result
 
-    def put(self, now: float) -> float:
-        with self.locked():
-            return super().put(now)
-
     def count(self, start: float, end: float) -> int:
         with self.locked():
             row = self._conn.execute(
@@ -266,10 +270,6 @@ class FileStore(BudgetStore):
             ).fetchone()
             self._conn.commit()
         return int(row[0])
-
-    def set_rate(self, limit: int, period: float) -> None:
-        with self.locked():
-            super().set_rate(limit, period)
 
     def flush(self) -> None:
         with self.locked():
@@ -323,6 +323,59 @@ class RedisStore(BudgetStore):
     def _leak(self, now: float) -> None:
         super()._leak(now)
         self.client.pexpire(self.bucket_key, REDIS_TTL_MS)
+
+
+# -- in the process: memory ---------------------------------------------------------------------------
+
+
+class LocalStore(BudgetStore):
+    """The budget in this process alone: the window log in pyrate-limiter's ``InMemoryBucket``,
+    the record in memory; times are ``time.monotonic`` seconds."""
+
+    kind = "local"
+
+    def __init__(self, limit: int | None, period: float | None, margin: float) -> None:
+        super().__init__("process", margin)
+        from pyrate_limiter import InMemoryBucket
+
+        # adaptive mode counts nothing in the bucket: its rate is a placeholder
+        self.bucket = InMemoryBucket([_rate(limit or 1, period or 1.0, margin)])
+        self._lock = threading.RLock()
+        self._state = PacingState()
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        with self._lock:
+            yield
+
+    def read(self) -> PacingState:
+        with self._lock:
+            return dataclasses.replace(self._state)
+
+    def update(self, change: Callable[[PacingState], T]) -> T:
+        with self._lock:
+            state = dataclasses.replace(self._state)
+            result = change(state)
+            self._state = state
+        return result
+
+    def count(self, start: float, end: float) -> int:
+        with self._lock:
+            starts = self.bucket.items
+            first = bisect.bisect_left(starts, round(start * 1000), key=_timestamp)
+            return bisect.bisect_right(starts, round(end * 1000), key=_timestamp) - first
+
+    def flush(self) -> None:
+        with self._lock:
+            self.bucket.flush()
+            self._state = PacingState()
+
+
+def _timestamp(item: Any) -> int:
+    return item.timestamp
 
 
 def check_spec(spec: BudgetSpec) -> None:

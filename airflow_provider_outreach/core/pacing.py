@@ -1,50 +1,55 @@
 """Client-side pacing and rate-limit header parsing, shared by every vendor.
 
-A :class:`Pacer` keeps one API key under its rate limit across the threads of a process and,
-through a shared store (:mod:`airflow_provider_outreach.core.budget`), across the processes
-of a host or, with Redis, of every host. It works in one of two modes:
+A :class:`Pacer` keeps one API key under its rate limit across the threads of a process,
+through one budget store (:mod:`airflow_provider_outreach.core.budget`): the shared store the
+connection names, opened on the first request, so that every process of a host or, with
+Redis, of every host paces in one budget; else a store of the process's own, which paces it
+alone. Both hold the same two things and the pacer reads them the same way. It works in one
+of two modes:
 
 * **fixed** — the limit is known (lemlist documents 20 requests per 2 s; any vendor can be
-  given one in the connection's extra): a sliding-window log never lets more than ``limit``
-  requests start within ``period`` seconds (plus a margin for network jitter). Shared, the
-  log is pyrate-limiter's bucket, so every process of the key counts in one window. The
+  given one in the connection's extra): a sliding-window log (pyrate-limiter's bucket, in the
+  store) never lets more than ``limit`` requests start within ``period`` seconds (plus a
+  margin for network jitter); shared, every process of the key counts in one window. The
   API's ``X-RateLimit-Remaining``/``Reset`` are honoured too: when an answer shows the API
-  counted more requests in its window than we sent (another user of the key: an
-  integration, a second deployment), what it says is left gates every process until that
-  window resets, as in adaptive mode; when our own requests explain the count, the window
-  log alone paces (it knows to the millisecond when our requests leave the window, where
-  lemlist's reset header has one-second resolution).
+  counted more requests in its window than the store holds (another user of the key: an
+  integration, a second deployment, or a process not sharing the store), what it says is
+  left gates the key until that window resets, as in adaptive mode; when the store's
+  requests explain the count, the window log alone paces (it knows to the millisecond when
+  they leave the window, where lemlist's reset header has one-second resolution).
 * **adaptive** — no limit is known (LeadLex, DialNexa): the pacer spends the
   ``X-RateLimit-Remaining`` the API reports, less the requests still in flight, and once it
-  is used up waits for ``X-RateLimit-Reset``. Shared, that record (``rate_state.PacingState``:
-  remaining, reset, blocked-until) lives in the store: every process takes from the same
-  remaining, and an answer only ever lowers it within a window (its reset replaces it), so
-  a process never spends what another already spent. Only requests in flight in *other*
+  is used up waits for ``X-RateLimit-Reset``. That record (``rate_state.PacingState``:
+  remaining, reset, blocked-until) lives in the store: shared, every process takes from the
+  same remaining, and an answer only ever lowers it within a window (its reset replaces it),
+  so a process never spends what another already spent. Only requests in flight in *other*
   processes when a window resets go uncounted.
 
 In both modes a 429 blocks every thread of every process sharing the key until the time the
 API asked for. A wait longer than the caller accepts is not slept: :class:`PacingWait` is
-raised so the caller can defer instead of holding a worker slot. If the shared store fails
-(a full disk, Redis down), the pacer logs it and paces per process from then on.
+raised so the caller can defer instead of holding a worker slot. If the shared store cannot
+be opened or fails later (a full disk, Redis down), the pacer logs it and goes on with a
+fresh store of its own: it paces per process from then on, and the answers to requests
+started before the switch, unknown to the new store, count as another user's.
 """
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import logging
 import math
 import re
 import threading
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 import pendulum
 
 from airflow_provider_outreach.core.budget import (
     BudgetSpec,
     BudgetStore,
+    LocalStore,
     budget_name,
     check_spec,
     describe,
@@ -54,6 +59,8 @@ from airflow_provider_outreach.core.rate_state import PacingState, RateInfo
 from airflow_provider_outreach.exceptions import ConnectionConfigError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 __all__ = [
     "Pacer",
@@ -66,16 +73,12 @@ __all__ = [
 ]
 
 #: Extra room added to a fixed window so that network jitter cannot push one request too many
-#: into the server's window.
+#: into the server's window (every store stamps a request under its lock, just before it is
+#: sent, so the jitter between count and send is alike in all of them).
 WINDOW_MARGIN = 0.03
-#: The same across processes: the shared store stamps a request under its lock, as the pacer
-#: does under its own, so the jitter between count and send is alike.
-SHARED_WINDOW_MARGIN = WINDOW_MARGIN
 #: Requests started this long after another may still reach the API before it (threads and
 #: processes race between counting a request and sending it).
 REORDER = 0.1
-#: Request starts kept past the window, to attribute answers that arrive late.
-KEEP = 120.0
 
 
 class PacingWait(Exception):
@@ -190,12 +193,12 @@ def parse_rate_headers(headers: Mapping[str, str]) -> RateInfo:
 
 
 class Pacer:
-    """Thread-safe rate limiter for one API key; shared across processes with a ``store``.
+    """Thread-safe rate limiter for one API key, pacing through one budget store.
 
     :param limit: requests allowed per ``period`` (fixed mode); ``None`` for adaptive mode.
     :param period: window length in seconds.
-    :param store: where every process of the key meets (see :meth:`share`); ``None``: this
-        process alone.
+    :param store: where every process of the key meets (see :meth:`share`); ``None``: a
+        :class:`~airflow_provider_outreach.core.budget.LocalStore`, this process alone.
     """
 
     def __init__(self, limit: int | None = None, period: float | None = None, store: BudgetStore | None = None) -> None:
@@ -204,11 +207,9 @@ class Pacer:
         self.limit = limit
         self.period = period
         self._lock = threading.Lock()
-        self._sent: list[float] = []  # fixed mode, this process alone: request starts, oldest first
-        self._state = PacingState()  # this process alone
-        self._inflight: dict[int, float | None] = {}  # ticket -> start
+        self._inflight: dict[int, float | None] = {}  # ticket -> start, on the store's clock
         self._next_ticket = 0
-        self._store = store
+        self._store = store if store is not None else self._local_store()
         self._spec: BudgetSpec | None = None
         self._pending: tuple[BudgetSpec, str, str] | None = None  # a store to open on the first request
 
@@ -224,27 +225,43 @@ class Pacer:
         """
         check_spec(spec)
         with self._lock:
-            if self._store is None and self._spec is None:
+            if self._spec is None and isinstance(self._store, LocalStore):
                 self._spec = spec
                 self._pending = (spec, vendor, budget_name(vendor, api_key))
+
+    # -- the store -----------------------------------------------------------------------------
+
+    def _local_store(self) -> LocalStore:
+        return LocalStore(self.limit, self.period, WINDOW_MARGIN)
 
     def _open_pending(self) -> None:
         spec, vendor, name = self._pending
         try:
-            self._store = open_store(spec, name, self.limit, self.period, SHARED_WINDOW_MARGIN)
+            store = open_store(spec, name, self.limit, self.period, WINDOW_MARGIN)
         except ConnectionConfigError:
             raise  # every request says so, until the connection is fixed
         except Exception as exc:  # an unusable directory, Redis down: pacing goes on per process
             log.warning("%s: pacing per process; the shared %s store failed: %r", vendor, spec.kind, exc)
         else:
-            log.info("%s: the rate-limit budget is shared through %s", vendor, describe(self._store))
+            log.info("%s: the rate-limit budget is shared through %s", vendor, describe(store))
+            self._swap(store)
         self._pending = None
 
-    def _drop_store(self, exc: Exception) -> None:
-        log.warning("pacing per process from now on; the shared %s store failed: %r", self._store.kind, exc)
-        store, self._store = self._store, None
-        store.close()
-        self._inflight = dict.fromkeys(self._inflight)  # their starts are on the store's clock
+    def _swap(self, store: BudgetStore) -> None:
+        """Pace through ``store`` from now on."""
+        old, self._store = self._store, store
+        old.close()
+        self._inflight = dict.fromkeys(self._inflight)  # their starts are on the old store's clock
+
+    def _on_store(self, step: Callable[[BudgetStore], T]) -> T:
+        """``step`` on the store; if the store fails (a full disk, Redis down), ``step`` again
+        on a fresh local store, through which this process paces alone from then on."""
+        try:
+            return step(self._store)
+        except Exception as exc:
+            log.warning("pacing per process from now on; the %s store failed: %r", self._store.kind, exc)
+            self._swap(self._local_store())
+            return step(self._store)
 
     # -- taking a slot ------------------------------------------------------------------------
 
@@ -268,31 +285,10 @@ class Pacer:
         """``(now, wait)``; a request is counted as started at ``now`` when ``wait <= 0``."""
         if self._pending is not None:
             self._open_pending()
-        if self._store is not None:
-            try:
-                return self._take_shared(self._store)
-            except Exception as exc:  # the store failed (disk, Redis): carry on alone
-                self._drop_store(exc)
-        now = time.monotonic()
-        wait = self._state.wait(now, len(self._inflight), self.fixed)
-        if self.fixed:
-            wait = max(wait, self._window_wait(now))
-        if wait <= 0:
-            if self.fixed:
-                self._sent.append(now)
-            self._state.take()
-        return now, wait
-
-    def _window_wait(self, now: float) -> float:
-        cutoff = now - self.period - WINDOW_MARGIN  # a start at or before it has left the window
-        sent = self._sent
-        in_window = len(sent) - bisect.bisect_right(sent, cutoff)
-        wait = sent[-self.limit] - cutoff if in_window >= self.limit else 0.0
-        del sent[: bisect.bisect_right(sent, cutoff - KEEP)]
-        return wait
-
-    def _take_shared(self, store: BudgetStore) -> tuple[float, float]:
         inflight = len(self._inflight)
+        return self._on_store(lambda store: self._take_from(store, inflight))
+
+    def _take_from(self, store: BudgetStore, inflight: int) -> tuple[float, float]:
         with store.locked():
             if not self.fixed:
                 now = store.now()
@@ -309,7 +305,7 @@ class Pacer:
             wait = state.wait(now, inflight, fixed=True)
             if wait > 0:
                 return now, wait
-            wait = store.put(now)  # the window log: the hard limit, every process counted
+            wait = store.put(now)  # the window log: the hard limit, every process of the store counted
             if wait <= 0 and now < state.foreign_until and state.tokens is not None:
 
                 def take(state: PacingState) -> None:  # the headers gate: spend from what they said
@@ -324,27 +320,27 @@ class Pacer:
     def release(self, ticket: int, info: RateInfo | None = None, status_code: int | None = None) -> None:
         """Account for a finished request and learn from its rate-limit headers."""
         with self._lock:
-            start = self._inflight.pop(ticket, None)
-            if info is None:
-                return
-            later = sum(1 for t in self._inflight if t > ticket)
-            if self._store is not None:
-                store = self._store
-                try:
-                    now = store.now()
-                    foreign = self._foreign(start, info, status_code, store.count, SHARED_WINDOW_MARGIN)
-                    store.update(lambda state: state.learn(now, info, status_code, later, self.fixed, foreign))
-                    return
-                except Exception as exc:  # the store failed: carry on alone
-                    self._drop_store(exc)
-                    start = None
-            now = time.monotonic()
-            foreign = self._foreign(start, info, status_code, self._count_local, WINDOW_MARGIN)
-            self._state.learn(now, info, status_code, later, self.fixed, foreign)
+            try:
+                if info is not None:
+                    later = sum(1 for t in self._inflight if t > ticket)
+                    # the start is read on each try: a store swapped meanwhile knows nothing of it
+                    self._on_store(
+                        lambda store: self._learn(store, self._inflight.get(ticket), info, status_code, later)
+                    )
+            finally:
+                self._inflight.pop(ticket, None)
 
-    def _foreign(self, start: float | None, info: RateInfo, status_code: int | None, count: Any, margin: float) -> bool:
-        """Fixed mode: whether the API counted more requests in its window than we started in
-        the period before this one (give or take :data:`REORDER`)."""
+    def _learn(
+        self, store: BudgetStore, start: float | None, info: RateInfo, status_code: int | None, later: int
+    ) -> None:
+        now = store.now()
+        foreign = self._foreign(start, info, status_code, store)
+        store.update(lambda state: state.learn(now, info, status_code, later, self.fixed, foreign))
+
+    def _foreign(self, start: float | None, info: RateInfo, status_code: int | None, store: BudgetStore) -> bool:
+        """Fixed mode: whether the API counted more requests in its window than ``store``
+        counted in the period before this one started (give or take :data:`REORDER`); an
+        unknown start counts as foreign."""
         if not self.fixed or status_code == 429 or info.remaining is None or info.reset_in is None:
             return False
         used = (info.limit if info.limit is not None else self.limit) - info.remaining
@@ -352,24 +348,19 @@ class Pacer:
             return False
         if start is None:
             return True
-        return count(start - self.period - margin, start + REORDER) < used
-
-    def _count_local(self, first: float, last: float) -> int:
-        return bisect.bisect_right(self._sent, last) - bisect.bisect_left(self._sent, first)
+        return store.count(start - self.period - store.margin, start + REORDER) < used
 
     # -- holds and limits ----------------------------------------------------------------------
 
     def block_for(self, seconds: float) -> None:
         """Hold every thread (and process sharing the key) back for ``seconds``."""
+
+        def hold(store: BudgetStore) -> None:
+            until = store.now() + seconds
+            store.update(lambda state: state.block(until))
+
         with self._lock:
-            if self._store is not None:
-                try:
-                    until = self._store.now() + seconds
-                    self._store.update(lambda state: state.block(until))
-                    return
-                except Exception as exc:
-                    self._drop_store(exc)
-            self._state.block(time.monotonic() + seconds)
+            self._on_store(hold)
 
     def tighten(self, limit: int | None, period: float | None) -> None:
         """Adopt ``limit`` per ``period`` if it is stricter than the limit in force."""
@@ -378,24 +369,17 @@ class Pacer:
         with self._lock:
             if self.limit is None or limit / period < self.limit / self.period:
                 self.limit, self.period = limit, period
-                if self._store is not None:
-                    try:
-                        self._store.set_rate(limit, period)
-                    except Exception as exc:
-                        self._drop_store(exc)
+                self._on_store(lambda store: store.set_rate(limit, period))
 
     def forget(self) -> None:
-        """Forget the window and the record, here and in the shared store."""
+        """Forget the window and the record, in the store (shared or not); go on with a fresh
+        local store."""
         with self._lock:
-            self._sent.clear()
-            self._state = PacingState()
             self._pending = None
-            if self._store is not None:
-                try:
-                    self._store.flush()
-                finally:
-                    self._store.close()
-                    self._store = None
+            try:
+                self._store.flush()
+            finally:
+                self._swap(self._local_store())
 
 
 _REGISTRY: dict[tuple[str, str], Pacer] = {}

@@ -1,5 +1,5 @@
 """What an API's answers said about one key's rate-limit budget: the record the pacer keeps,
-per process or in the shared store (:mod:`~airflow_provider_outreach.core.budget`)."""
+in the store of one process or a shared one (:mod:`~airflow_provider_outreach.core.budget`)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ class RateInfo:
 
 @dataclass
 class PacingState:
-    """What the API said about one key's budget; times are on the clock of whoever holds it
-    (``time.monotonic`` in one process, epoch seconds in a shared store).
+    """What the API said about one key's budget; times are on the clock of the store that
+    holds it (``time.monotonic`` in a process's own, epoch seconds in a shared one).
 
     :ivar blocked_until: a 429 holds every request until then.
     :ivar tokens: requests the API's current window has left, as far as known.

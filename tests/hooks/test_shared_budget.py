@@ -274,6 +274,87 @@ def test_fixed_window_counts_every_process(two_stores):
     assert 0.5 < wait.value.wait <= 1.06
 
 
+# -- every store, one contract: the process's own, the file and Redis --------------------------------
+
+
+@pytest.fixture(params=["local", "file", "redis"])
+def store(request, tmp_path):
+    """A store of one key, 3 requests per second (margin 0.05 s), nothing in it."""
+    from airflow_provider_outreach.core.budget import LocalStore
+
+    name = budget_name("leadlex", "contract-key")
+    if request.param == "local":
+        store = LocalStore(3, 1.0, 0.05)
+    elif request.param == "file":
+        store = FileStore(tmp_path, name, 3, 1.0, 0.05)
+    else:
+        store = RedisStore(request.getfixturevalue("redis_server").client(), name, 3, 1.0, 0.05)
+    store.flush()
+    yield store
+    store.close()
+
+
+def test_every_store_keeps_one_window_log(store):
+    now = store.now()
+    assert [store.put(now + i / 100) for i in range(3)] == [0, 0, 0]
+    assert 0.95 < store.put(now + 0.1) <= 1.06  # the first start leaves the window after 1.05 s
+    assert store.count(now, now + 1) == 3  # a refused request is not counted
+    assert store.count(now + 0.005, now + 0.02) == 2
+    assert store.count(now + 0.03, now + 1) == 0
+    store.set_rate(5, 1.0)
+    assert [store.put(now + 0.1), store.put(now + 0.1)] == [0, 0]
+    assert store.put(now + 0.1) > 0
+    with store.locked():  # a sequence of steps holds the store; each step takes it again
+        assert store.put(now + 1.2) == 0
+        assert store.count(now, now + 2) == 6
+
+
+def test_every_store_keeps_one_record(store):
+    from airflow_provider_outreach.core.rate_state import PacingState
+
+    assert store.read() == PacingState()
+
+    def block(state):
+        state.block(123.5)
+        return "blocked"
+
+    assert store.update(block) == "blocked"
+    snapshot = store.read()
+    assert snapshot.blocked_until == 123.5
+    snapshot.blocked_until = 0.0  # a copy: changing it changes nothing in the store
+    assert store.read().blocked_until == 123.5
+
+    def fails(state):
+        state.tokens = 7
+        raise RuntimeError("half-way")
+
+    with pytest.raises(RuntimeError):
+        store.update(fails)
+    assert store.read().tokens is None  # a change that fails is not kept
+
+
+def test_every_store_changes_its_record_atomically(store):
+    store.update(lambda state: setattr(state, "tokens", 0))
+
+    def add_one(state):
+        tokens = state.tokens
+        time.sleep(0.001)  # room for another thread to come between read and write
+        state.tokens = tokens + 1
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda _: store.update(add_one), range(200)))
+    assert store.read().tokens == 200
+
+
+def test_every_store_forgets_window_and_record(store):
+    now = store.now()
+    store.put(now)
+    store.update(lambda state: state.block(now + 5))
+    store.flush()
+    assert store.count(now - 1, now + 1) == 0
+    assert store.read().blocked_until == 0.0
+
+
 # -- settings, names, rights -------------------------------------------------------------------------
 
 
@@ -342,3 +423,50 @@ def test_an_unusable_directory_paces_per_process(seeded, connections, tmp_path, 
     connections("leadlex", rate_limit_dir=str(blocker / "limits"))
     assert LeadlexHook().get_campaign("cmp_active")["id"] == "cmp_active"
     assert "pacing per process" in caplog.text
+
+
+# -- the shared store fails mid-run -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("headers", ["honoured", "ignored"])
+def test_redis_refusing_writes_mid_run_paces_on_in_the_process(
+    sandbox, connections, store_dir, tmp_path, monkeypatch, caplog, headers
+):
+    """Redis runs out of memory (it refuses every write at once) while 8 threads spend
+    lemlist's 20 per 2 s through it: the pacer goes on in this process alone, and the first
+    answers after the switch (their starts unknown there) gate it by what the API says is left,
+    so the switch draws no burst of 429s. The control ("ignored") shows the same run drawing
+    them when the window of this process alone paces."""
+    from tests.servers import start_redis
+
+    if headers == "ignored":
+        monkeypatch.setattr(Pacer, "_foreign", lambda *args: False)
+    server = start_redis(tmp_path / "redis")
+    try:
+        monkeypatch.setenv("AIRFLOW_CONN_OUTREACH_REDIS_DOWN", server.airflow_conn_json())
+        connections("lemlist", redis_conn_id="outreach_redis_down")
+        sandbox.seed(lemlist_bulk_seed(90))
+        sandbox.configure(latency={"lemlist": LATENCY})
+        hook = LemlistHook()
+        done = []
+
+        def unsubscribe(i: int) -> None:
+            hook.unsubscribe_lead("cam_bulk", f"person{i:06d}@example.com")
+            done.append(i)
+            if len(done) == 30:
+                with server.client() as admin:
+                    admin.config_set("maxmemory-policy", "noeviction")
+                    admin.config_set("maxmemory", 1)
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(unsubscribe, range(90)))
+    finally:
+        server.stop()
+    assert len(done) == 90
+    assert "pacing per process from now on" in caplog.text
+    statuses = [r["status"] for r in sandbox.requests(vendor="lemlist")]
+    refused = statuses.count(429)
+    if headers == "honoured":
+        assert refused <= 2, statuses
+    else:
+        assert refused >= 3, statuses
