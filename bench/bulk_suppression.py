@@ -60,7 +60,7 @@ def main() -> int:
 
             def __init__(self, **kwargs):
                 super().__init__(**kwargs)
-                self.spec = replace(self.spec, engine=replace(self.spec.engine, batch_size=None))
+                self.spec = replace(self.spec, batch_size=None)
 
             def apply(self, hook, value):
                 return hook.add_unsubscribe(value)

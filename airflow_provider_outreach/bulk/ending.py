@@ -12,8 +12,6 @@ if TYPE_CHECKING:
     from airflow_provider_outreach.bulk.engine import Stop
     from airflow_provider_outreach.bulk.report import Report
 
-#: the XCom key of the report when the task fails (its return value is then lost)
-REPORT_XCOM_KEY = "report"
 #: not-honoured items named in the message of a failed check
 SHOWN = 10
 
@@ -35,9 +33,12 @@ class Ending:
         return self.end is not End.RETRY
 
 
-def end_of_run(report: Report, stop: Stop | None, *, fail_on_error: bool, fail_on_not_honoured: bool) -> Ending:
+def end_of_run(
+    report: Report, stop: Stop | None, *, fail_on_error: bool, fail_on_not_honoured: bool, report_key: str
+) -> Ending:
     """The end of a run: a stop first; then failed items (with ``fail_on_error``: final when
-    every failure is); then opt-outs a check found not honoured (with ``fail_on_not_honoured``)."""
+    every failure is); then opt-outs a check found not honoured (with ``fail_on_not_honoured``).
+    ``report_key``: where a failed task leaves its report (named in the message)."""
     if stop is not None:
         return Ending(End.FAIL if stop.final else End.RETRY, f"stopped: {stop.cause} ({report.summary()})")
     failed = report.failed
@@ -45,7 +46,7 @@ def end_of_run(report: Report, stop: Stop | None, *, fail_on_error: bool, fail_o
         item, reason = report.first_failure() or ("?", None)
         message = (
             f"{failed} of {len(report.results)} items failed ({report.summary()}); "
-            f"first: {item}: {reason}. The report is in XCom key {REPORT_XCOM_KEY!r}."
+            f"first: {item}: {reason}. The report is in XCom key {report_key!r}."
         )
         if report.all_failures_final():
             return Ending(End.FAIL, message + " No retry can help: every failure is permanent.")
@@ -56,6 +57,6 @@ def end_of_run(report: Report, stop: Stop | None, *, fail_on_error: bool, fail_o
         return Ending(
             End.FAIL,
             f"{len(not_honoured)} of {len(report.results)} opt-outs are not honoured in {report.vendor}: {shown}. "
-            f"The report is in XCom key {REPORT_XCOM_KEY!r}.",
+            f"The report is in XCom key {report_key!r}.",
         )
     return Ending(End.SUCCESS)

@@ -9,14 +9,12 @@ only :meth:`~OutreachBulkOperator.apply` (and, when the items share a read,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_outreach.bulk.ending import REPORT_XCOM_KEY
 from airflow_provider_outreach.bulk.items import ItemKind
-from airflow_provider_outreach.bulk.policy import BulkPolicy
 from airflow_provider_outreach.core.clock import utc_now_iso
 from airflow_provider_outreach.core.task_state import task_state_store
 from airflow_provider_outreach.exceptions import RateLimitError
@@ -25,23 +23,31 @@ from airflow_provider_outreach.hooks.base import OutreachHook
 if TYPE_CHECKING:
     from airflow_provider_outreach.audit import AuditTrail
     from airflow_provider_outreach.bulk.ledger import Ledger
+    from airflow_provider_outreach.bulk.policy import BulkPolicy
     from airflow_provider_outreach.bulk.report import Report
 
 __all__ = ["REPORT_XCOM_KEY", "ActionSpec", "OutreachBulkOperator", "OutreachCheckOperator", "ParameterAlias"]
 
+#: the XCom key of the report when the task fails (its return value is then lost)
+REPORT_XCOM_KEY = "report"
 _LOGGED_FAILURES = 20
 
 
 @dataclass(frozen=True)
 class ActionSpec:
-    """What an operator does, declared once.
+    """What an operator does, declared once (light: a class declares it when its module is
+    imported; the engine's :class:`~airflow_provider_outreach.bulk.policy.BulkPolicy` is
+    built from it when a task runs).
 
     :param hook_class: the vendor's hook.
     :param action: the action's name in reports and audit rows (``check`` for a read-back).
     :param item_name: the operator's parameter that holds the items (named in errors).
     :param item_kind: how items are validated and compared.
-    :param engine: how the engine reads each answer: what a 404 names when the item is
-        absent, whether items are addressed in one campaign, what a 409 means, chunks.
+    :param item_object: what the vendor's 404 names when an item is absent (the hook's
+        ``missing_object``: ``"lead"``, ``"enrollment"``...).
+    :param conflict_reason: the report reason of the vendor's 409 for an item.
+    :param conflict_absent: that 409 means the action can never be needed: ``already_absent``.
+    :param batch_size: send items in chunks of up to this many, one request each.
     :param check: a read-back check: outcomes ``honoured`` / ``not_honoured``.
     """
 
@@ -49,8 +55,25 @@ class ActionSpec:
     action: str
     item_name: str
     item_kind: ItemKind
-    engine: BulkPolicy = field(default_factory=BulkPolicy)
+    item_object: str | None = None
+    conflict_reason: str | None = None
+    conflict_absent: bool = False
+    batch_size: int | None = None
     check: bool = False
+
+    def policy(self, **settings: Any) -> BulkPolicy:
+        """The engine's policy for this action, with a run's ``settings``."""
+        from airflow_provider_outreach.bulk.policy import BulkPolicy
+        from airflow_provider_outreach.bulk.report import honoured_or_not
+
+        return BulkPolicy(
+            item_object=self.item_object,
+            conflict_reason=self.conflict_reason,
+            conflict_absent=self.conflict_absent,
+            batch_size=self.batch_size,
+            outcome_of=honoured_or_not if self.check else None,
+            **settings,
+        )
 
 
 class ParameterAlias:
@@ -186,8 +209,7 @@ class OutreachBulkOperator(BaseOperator):
 
     def policy(self) -> BulkPolicy:
         """The spec's reading of answers, with this run's settings."""
-        return replace(
-            self.spec.engine,
+        return self.spec.policy(
             max_workers=self.max_workers,
             max_inline_wait=self.inline_wait,
             missing_ok=self.missing_ok,
@@ -376,7 +398,11 @@ class OutreachBulkOperator(BaseOperator):
         if report.failed > _LOGGED_FAILURES:
             self.log.warning("... and %d more failures (see the report)", report.failed - _LOGGED_FAILURES)
         ending = end_of_run(
-            report, stop, fail_on_error=self.fail_on_error, fail_on_not_honoured=self.fail_on_not_honoured
+            report,
+            stop,
+            fail_on_error=self.fail_on_error,
+            fail_on_not_honoured=self.fail_on_not_honoured,
+            report_key=REPORT_XCOM_KEY,
         )
         if ending.final:
             ledger.finish()  # the task ends for good; only a retry would need the progress
@@ -414,8 +440,4 @@ class OutreachCheckOperator(OutreachBulkOperator):
     @staticmethod
     def spec_for(hook_class: type[OutreachHook], item_name: str, item_kind: ItemKind) -> ActionSpec:
         """The spec of a check of ``item_name`` items in ``hook_class``'s tool."""
-        from airflow_provider_outreach.bulk.report import honoured_or_not
-
-        return ActionSpec(
-            hook_class, OutreachCheckOperator.ACTION, item_name, item_kind, BulkPolicy(outcome_of=honoured_or_not), True
-        )
+        return ActionSpec(hook_class, OutreachCheckOperator.ACTION, item_name, item_kind, check=True)

@@ -6,7 +6,6 @@ from dataclasses import replace
 from typing import Any
 
 from airflow_provider_outreach.bulk.items import ID
-from airflow_provider_outreach.bulk.policy import BulkPolicy
 from airflow_provider_outreach.exceptions import NotFoundError
 from airflow_provider_outreach.hooks.dialnexa import DialnexaHook
 from airflow_provider_outreach.operators.base import (
@@ -39,13 +38,14 @@ class DialnexaRemoveCampaignLeadOperator(OutreachBulkOperator):
         "remove_campaign_lead",
         "campaign_lead_id",
         ID,
-        BulkPolicy(item_object="campaign_lead", conflict_reason="campaign_closed"),
+        item_object="campaign_lead",
+        conflict_reason="campaign_closed",
     )
 
     def __init__(
         self, *, campaign_lead_id: Any, dialnexa_conn_id: str = _CONN, closed_campaign_ok: bool = False, **kwargs: Any
     ) -> None:
-        spec = replace(self.SPEC, engine=replace(self.SPEC.engine, conflict_absent=closed_campaign_ok))
+        spec = replace(self.SPEC, conflict_absent=closed_campaign_ok)
         super().__init__(spec=spec, items=campaign_lead_id, conn_id=dialnexa_conn_id, **kwargs)
         self.closed_campaign_ok = closed_campaign_ok
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_outreach.bulk.items import ID
-from airflow_provider_outreach.bulk.policy import BulkPolicy
 from airflow_provider_outreach.hooks.leadlex import LeadlexHook
 from airflow_provider_outreach.operators.base import (
     ActionSpec,
@@ -32,7 +31,7 @@ class LeadlexRemoveContactOperator(OutreachBulkOperator):
     contact_id = ParameterAlias("items")
     campaign_id = ParameterAlias("campaign")
     leadlex_conn_id = ParameterAlias("conn_id")
-    SPEC = ActionSpec(LeadlexHook, "remove_contact", "contact_id", ID, BulkPolicy(item_object="enrollment"))
+    SPEC = ActionSpec(LeadlexHook, "remove_contact", "contact_id", ID, item_object="enrollment")
 
     def __init__(self, *, contact_id: Any, campaign_id: str, leadlex_conn_id: str = _CONN, **kwargs: Any) -> None:
         super().__init__(spec=self.SPEC, items=contact_id, campaign=campaign_id, conn_id=leadlex_conn_id, **kwargs)
@@ -61,7 +60,8 @@ class LeadlexDeleteCampaignOperator(OutreachBulkOperator):
         "delete_campaign",
         "campaign_id",
         ID,
-        BulkPolicy(item_object="campaign", conflict_reason="campaign_not_draft"),
+        item_object="campaign",
+        conflict_reason="campaign_not_draft",
     )
 
     def __init__(self, *, campaign_id: Any, leadlex_conn_id: str = _CONN, **kwargs: Any) -> None:

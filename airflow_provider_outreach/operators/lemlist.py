@@ -6,7 +6,6 @@ from dataclasses import replace
 from typing import Any
 
 from airflow_provider_outreach.bulk.items import EMAIL, ID, ID_OR_EMAIL, UNSUBSCRIBE_VALUE
-from airflow_provider_outreach.bulk.policy import BulkPolicy
 from airflow_provider_outreach.exceptions import NotFoundError
 from airflow_provider_outreach.hooks.lemlist import LemlistHook
 from airflow_provider_outreach.operators.base import (
@@ -17,7 +16,6 @@ from airflow_provider_outreach.operators.base import (
 )
 
 _CONN = LemlistHook.default_conn_name
-_LEAD_ABSENT = BulkPolicy(item_object="lead")
 
 
 class LemlistUnsubscribeLeadOperator(OutreachBulkOperator):
@@ -35,7 +33,7 @@ class LemlistUnsubscribeLeadOperator(OutreachBulkOperator):
     email = ParameterAlias("items")
     campaign_id = ParameterAlias("campaign")
     lemlist_conn_id = ParameterAlias("conn_id")
-    SPEC = ActionSpec(LemlistHook, "unsubscribe_lead", "email", EMAIL, _LEAD_ABSENT)
+    SPEC = ActionSpec(LemlistHook, "unsubscribe_lead", "email", EMAIL, item_object="lead")
 
     def __init__(self, *, email: Any, campaign_id: str, lemlist_conn_id: str = _CONN, **kwargs: Any) -> None:
         super().__init__(spec=self.SPEC, items=email, campaign=campaign_id, conn_id=lemlist_conn_id, **kwargs)
@@ -56,7 +54,7 @@ class LemlistDeleteLeadOperator(OutreachBulkOperator):
     lead_id = ParameterAlias("items")
     campaign_id = ParameterAlias("campaign")
     lemlist_conn_id = ParameterAlias("conn_id")
-    SPEC = ActionSpec(LemlistHook, "delete_lead", "lead_id", ID, _LEAD_ABSENT)
+    SPEC = ActionSpec(LemlistHook, "delete_lead", "lead_id", ID, item_object="lead")
 
     def __init__(self, *, lead_id: Any, campaign_id: str, lemlist_conn_id: str = _CONN, **kwargs: Any) -> None:
         super().__init__(spec=self.SPEC, items=lead_id, campaign=campaign_id, conn_id=lemlist_conn_id, **kwargs)
@@ -75,7 +73,7 @@ class LemlistMarkNotInterestedOperator(OutreachBulkOperator):
     template_fields = ("lead", "lemlist_conn_id", "max_inline_wait")
     lead = ParameterAlias("items")
     lemlist_conn_id = ParameterAlias("conn_id")
-    SPEC = ActionSpec(LemlistHook, "mark_not_interested", "lead", ID_OR_EMAIL, _LEAD_ABSENT)
+    SPEC = ActionSpec(LemlistHook, "mark_not_interested", "lead", ID_OR_EMAIL, item_object="lead")
 
     def __init__(self, *, lead: Any, lemlist_conn_id: str = _CONN, **kwargs: Any) -> None:
         super().__init__(spec=self.SPEC, items=lead, conn_id=lemlist_conn_id, **kwargs)
@@ -108,7 +106,7 @@ class LemlistAddUnsubscribeOperator(OutreachBulkOperator):
         "add_unsubscribe",
         "value",
         UNSUBSCRIBE_VALUE,
-        BulkPolicy(batch_size=LemlistHook.MAX_BULK_UNSUBSCRIBES),
+        batch_size=LemlistHook.MAX_BULK_UNSUBSCRIBES,
     )
 
     def __init__(
@@ -123,7 +121,7 @@ class LemlistAddUnsubscribeOperator(OutreachBulkOperator):
             raise ValueError(
                 f"{kwargs.get('task_id')}: chunk_size must be 1 to {LemlistHook.MAX_BULK_UNSUBSCRIBES}, got {chunk_size}"
             )
-        spec = replace(self.SPEC, engine=replace(self.SPEC.engine, batch_size=chunk_size))
+        spec = replace(self.SPEC, batch_size=chunk_size)
         super().__init__(spec=spec, items=value, conn_id=lemlist_conn_id, **kwargs)
         self.chunk_size = chunk_size
 

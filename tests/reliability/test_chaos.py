@@ -219,7 +219,7 @@ class AddUnsubscribeOnePerValue(LemlistAddUnsubscribeOperator):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.spec = replace(self.spec, engine=replace(self.spec.engine, batch_size=None))
+        self.spec = replace(self.spec, batch_size=None)
 
     def apply(self, hook, value):
         return hook.add_unsubscribe(value)
