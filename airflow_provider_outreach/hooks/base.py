@@ -389,7 +389,6 @@ class OutreachHook(BaseHook):
         :raises OutreachAPIError: a transient failure that outlasted the retries.
         """
         self.get_conn()
-        where = f"{self.vendor} at {self.base_url} (connection {self.conn_id!r})"
         try:
             if campaign_id is not None:
                 campaign = self.get_campaign(campaign_id)
@@ -401,11 +400,9 @@ class OutreachHook(BaseHook):
                 raise ValueError(f"GET {path} did not answer as {self.vendor} does")
             return "the API key works"
         except AuthenticationError as exc:
-            raise PreflightError(f"{where} refused the API key: {exc}") from None
+            raise PreflightError(f"{self._where()} refused the API key: {exc}") from None
         except NotFoundError as exc:
-            if campaign_id is not None and exc.missing == "campaign":
-                raise PreflightError(f"campaign {campaign_id} not found on {where}") from None
-            raise PreflightError(f"{self.base_url} answers like no known {self.vendor} API: {exc}") from None
+            raise PreflightError(self.not_found_message(exc, campaign_id)) from None
         except (
             UnexpectedResponseError,
             InvalidResponseError,
@@ -414,7 +411,21 @@ class OutreachHook(BaseHook):
             KeyError,
             TypeError,
         ) as exc:
-            raise PreflightError(f"{self.base_url} answers like no known {self.vendor} API: {exc}") from None
+            raise PreflightError(self.unknown_api_message(exc)) from None
+
+    def _where(self) -> str:
+        return f"{self.vendor} at {self.base_url} (connection {self.conn_id!r})"
+
+    def unknown_api_message(self, exc: Exception) -> str:
+        """What to say of an answer no API of this vendor gives: the base URL is not its API."""
+        return f"{self.base_url} answers like no known {self.vendor} API: {exc}"
+
+    def not_found_message(self, exc: NotFoundError, campaign_id: str | None) -> str:
+        """What a 404 of a campaign read says: the campaign is gone (the vendor's own answer),
+        or the base URL is not this vendor's API (any other 404)."""
+        if campaign_id is not None and exc.missing == "campaign":
+            return f"campaign {campaign_id} not found on {self._where()}"
+        return self.unknown_api_message(exc)
 
     def test_connection(self) -> tuple[bool, str]:
         """Make the vendor's cheap authenticated read; ``(ok, message)``."""

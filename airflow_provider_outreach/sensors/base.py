@@ -10,6 +10,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout, AirflowSkipException
 
+from airflow_provider_outreach.campaign_wait import Verdict, judge
 from airflow_provider_outreach.exceptions import NotFoundError
 from airflow_provider_outreach.hooks.base import OutreachHook
 
@@ -83,18 +84,15 @@ class OutreachCampaignStatusSensor(BaseSensorOperator):
         try:
             campaign = hook.get_campaign(self.campaign_id)
         except NotFoundError as exc:
-            if exc.missing == "campaign":
-                raise AirflowFailException(f"campaign {self.campaign_id} not found on {hook.vendor}") from None
-            raise AirflowFailException(f"{hook.base_url} answers like no known {hook.vendor} API: {exc}") from None
-        status = str(campaign.get("status"))
-        if status in self.failure_statuses:
-            raise AirflowFailException(
-                f"{self._where()} is {status}; it will not become {'/'.join(sorted(self.target_statuses))}"
-            )
-        if status in self.target_statuses:
-            self.log.info("%s is %s", self._where(), status)
-            return PokeReturnValue(True, {"campaign_id": self.campaign_id, "status": status})
-        self.log.info("%s is %s; waiting for %s", self._where(), status, sorted(self.target_statuses))
+            raise AirflowFailException(hook.not_found_message(exc, self.campaign_id)) from None
+        verdict, message = judge(
+            self._where(), str(campaign.get("status")), self.target_statuses, self.failure_statuses
+        )
+        if verdict is Verdict.FAILED:
+            raise AirflowFailException(message)
+        self.log.info(message)
+        if verdict is Verdict.REACHED:
+            return PokeReturnValue(True, {"campaign_id": self.campaign_id, "status": str(campaign.get("status"))})
         return PokeReturnValue(False)
 
     def execute(self, context: Any) -> Any:

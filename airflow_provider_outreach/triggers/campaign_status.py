@@ -11,6 +11,7 @@ from typing import Any
 from airflow.sdk.module_loading import import_string
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_outreach.campaign_wait import Verdict, judge
 from airflow_provider_outreach.core.retry import Action, decide
 from airflow_provider_outreach.exceptions import NotFoundError
 from airflow_provider_outreach.hooks.base import OutreachHook
@@ -105,11 +106,7 @@ class CampaignStatusTrigger(BaseTrigger):
                 except asyncio.TimeoutError:
                     continue
                 except NotFoundError as exc:
-                    if exc.missing == "campaign":
-                        message = f"campaign {self.campaign_id} not found on {hook.vendor}"
-                    else:
-                        message = f"{hook.base_url} answers like no known {hook.vendor} API: {exc}"
-                    yield self._event("error", None, message)
+                    yield self._event("error", None, hook.not_found_message(exc, self.campaign_id))
                     return
                 except Exception as exc:
                     decision = decide(exc, max_inline_wait=float("inf"))
@@ -120,15 +117,10 @@ class CampaignStatusTrigger(BaseTrigger):
                     pause = max(pause, decision.wait or 0.0)
                 else:
                     status = str(campaign.get("status"))
-                    if status in self.target_statuses:
-                        yield self._event("success", status, f"{where} is {status}")
+                    verdict, message = judge(where, status, self.target_statuses, self.failure_statuses)
+                    if verdict is Verdict.WAITING:
+                        self.log.info(message)
+                    else:
+                        yield self._event("success" if verdict is Verdict.REACHED else "failure", status, message)
                         return
-                    if status in self.failure_statuses:
-                        yield self._event(
-                            "failure",
-                            status,
-                            f"{where} is {status}; it will not become {'/'.join(self.target_statuses)}",
-                        )
-                        return
-                    self.log.info("%s is %s; waiting for %s", where, status, self.target_statuses)
                 await asyncio.sleep(max(0.0, min(pause, self.deadline - time.time())))

@@ -70,7 +70,7 @@ def test_failure_status_event(seeded):
 
 def test_missing_campaign_event(seeded):
     event = _first_event(_trigger(hook_class=hook_path("dialnexa"), conn_id="dialnexa_default", campaign_id="cmp_nope"))
-    assert event["status"] == "error" and event["message"] == "campaign cmp_nope not found on dialnexa"
+    assert event["status"] == "error" and event["message"].startswith("campaign cmp_nope not found on dialnexa at ")
 
 
 @pytest.mark.parametrize(
