@@ -1,4 +1,4 @@
-# Everything installs itself into .venv; only Python 3.10+ is needed beforehand.
+# Everything installs itself into .venv; only Python 3.11+ is needed beforehand.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin

@@ -42,8 +42,9 @@ import re
 from typing import Any
 
 import pendulum
+from airflow.providers.common.compat.sdk import Asset, BaseHook, Metadata, Param, dag, task
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
-from airflow.sdk import Asset, BaseHook, CronDataIntervalTimetable, Metadata, Param, dag, task
+from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_provider_outreach.operators.dialnexa import (
     DialnexaRemoveCampaignLeadOperator,

@@ -12,7 +12,7 @@ import pytest
 from demo import verify, warehouse
 from demo.scenario import lemlist_origin_people, simulate_earlier_syncs
 from tests.conftest import REPO
-from tests.dagtest import run_dag, task_states, xcom
+from tests.dagtest import dag_bag, run_dag, task_states, xcom
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
@@ -21,9 +21,7 @@ SEED = json.loads((REPO / "airflow_provider_outreach" / "sandbox" / "demo_seed.j
 
 @pytest.fixture(scope="module")
 def bag():
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(REPO / "example_dags"))
+    return dag_bag(str(REPO / "example_dags"))
 
 
 @pytest.fixture

@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk import BaseHook
-
 from airflow_provider_outreach.core.paths import build_path
 from airflow_provider_outreach.exceptions import (
     AuthenticationError,
@@ -30,6 +28,7 @@ from airflow_provider_outreach.exceptions import (
     error_from_response,
     snippet,
 )
+from airflow_provider_outreach.version_compat import BaseHook
 
 if TYPE_CHECKING:
     from airflow_provider_outreach.core.connection import ConnectionSettings
@@ -146,7 +145,7 @@ class OutreachHook(BaseHook):
 
     def load_connection(self, conn: Any) -> ConnectionSettings:
         """Parse the Airflow connection once; the key is masked in logs from here on."""
-        from airflow.sdk.log import mask_secret
+        from airflow.providers.common.compat.sdk import mask_secret
 
         from airflow_provider_outreach.core.budget import budget_spec
         from airflow_provider_outreach.core.connection import ConnectionSettings

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk import BaseOperator
-
 from airflow_provider_outreach.bulk.items import ItemKind
 from airflow_provider_outreach.core.task_state import task_state_store
 from airflow_provider_outreach.exceptions import RateLimitError
 from airflow_provider_outreach.hooks.base import OutreachHook
+from airflow_provider_outreach.version_compat import BaseOperator
 
 if TYPE_CHECKING:
     from airflow_provider_outreach.bulk.engine import BulkPolicy
@@ -221,7 +220,7 @@ class OutreachBulkOperator(BaseOperator):
         return self.execute(context)
 
     def _preflight(self, hook: OutreachHook, campaign_id: str | None) -> str:
-        from airflow.sdk.exceptions import AirflowFailException
+        from airflow.providers.common.compat.sdk import AirflowFailException
 
         from airflow_provider_outreach.exceptions import PreflightError
 
@@ -272,7 +271,7 @@ class OutreachBulkOperator(BaseOperator):
         self.defer(trigger=DateTimeTrigger(moment=resume_at), method_name="execute_resume")
 
     def _finish(self, context: Any, report: Report, ledger: Ledger, stop: Any) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowException, AirflowFailException
+        from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
         result = report.to_dict(item_limit=self.report_item_limit, failure_limit=self.report_failure_limit)
         self.log.info(report.summary())
@@ -344,7 +343,7 @@ class OutreachCheckOperator(OutreachBulkOperator):
         result = super()._finish(context, report, ledger, stop)
         not_honoured = result["counts"].get("not_honoured", 0)
         if not_honoured and self.fail_on_not_honoured:
-            from airflow.sdk.exceptions import AirflowFailException
+            from airflow.providers.common.compat.sdk import AirflowFailException
 
             context["ti"].xcom_push(key=REPORT_XCOM_KEY, value=result)
             shown = ", ".join(result.get("items", {}).get("not_honoured", [])[:10])

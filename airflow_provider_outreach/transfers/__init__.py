@@ -15,7 +15,8 @@ from airflow_provider_outreach.exceptions import InvalidInputError
 
 if TYPE_CHECKING:
     from airflow.providers.common.sql.hooks.sql import DbApiHook
-    from airflow.sdk import BaseOperator
+
+    from airflow_provider_outreach.version_compat import BaseOperator
 
 #: rows per ``executemany`` call
 INSERT_BATCH_SIZE = 1000
@@ -36,8 +37,8 @@ def checked_table_name(table: Any) -> str:
 
 def sql_hook(conn_id: str) -> DbApiHook:
     """The common-sql hook of ``conn_id`` (SQLite, PostgreSQL, MySQL, Snowflake, ...)."""
+    from airflow.providers.common.compat.sdk import BaseHook
     from airflow.providers.common.sql.hooks.sql import DbApiHook
-    from airflow.sdk import BaseHook
 
     hook = BaseHook.get_hook(conn_id)
     if not isinstance(hook, DbApiHook):

@@ -5,9 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException
-
 from airflow_provider_outreach.audit import retry_on_conflict
 from airflow_provider_outreach.core.task_state import task_state_store
 from airflow_provider_outreach.transfers import (
@@ -23,6 +20,7 @@ from airflow_provider_outreach.transfers import (
     transaction,
     utc_now_iso,
 )
+from airflow_provider_outreach.version_compat import AirflowException, BaseOperator
 
 if TYPE_CHECKING:
     from airflow.providers.common.sql.hooks.sql import DbApiHook
@@ -241,7 +239,7 @@ class LeadlexEnrollmentsToSqlOperator(BaseOperator):
         return self._run(context, progress, campaign_ids)
 
     def _run(self, context: Any, progress: dict[str, Any], campaign_ids: list[str]) -> dict[str, Any]:
-        from airflow.sdk.exceptions import TaskDeferred
+        from airflow.providers.common.compat.sdk import TaskDeferred
 
         try:
             return self._copy(context, progress, campaign_ids)

@@ -7,9 +7,6 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException
-
 from airflow_provider_outreach.audit import retry_on_conflict
 from airflow_provider_outreach.core.task_state import task_state_store
 from airflow_provider_outreach.transfers import (
@@ -25,6 +22,7 @@ from airflow_provider_outreach.transfers import (
     transaction,
     utc_now_iso,
 )
+from airflow_provider_outreach.version_compat import AirflowException, BaseOperator
 
 if TYPE_CHECKING:
     from airflow.providers.common.sql.hooks.sql import DbApiHook
@@ -188,7 +186,7 @@ class LemlistUnsubscribesToSqlOperator(BaseOperator):
         return self._run(context, dict(progress))
 
     def _run(self, context: Any, progress: dict[str, Any]) -> dict[str, Any]:
-        from airflow.sdk.exceptions import TaskDeferred
+        from airflow.providers.common.compat.sdk import TaskDeferred
 
         try:
             return self._copy(context, progress)

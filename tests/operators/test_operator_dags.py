@@ -6,8 +6,7 @@ import json
 import time
 
 import pytest
-from airflow.sdk import task
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, TaskDeferred, task
 
 from airflow_provider_outreach.bulk.ledger import PROGRESS_KEY
 from airflow_provider_outreach.operators.leadlex import LeadlexRemoveContactOperator
