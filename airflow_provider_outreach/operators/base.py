@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_outreach.bulk.items import ItemKind
-from airflow_provider_outreach.core.task_state import task_state_store
 from airflow_provider_outreach.exceptions import RateLimitError
 from airflow_provider_outreach.hooks.base import OutreachHook
 from airflow_provider_outreach.version_compat import BaseOperator
@@ -188,7 +187,7 @@ class OutreachBulkOperator(BaseOperator):
 
             if decide(exc, self.inline_wait).action is not Action.DEFER:
                 raise
-            self._defer(exc.retry_after or 0.0, f"{exc}; nothing sent yet")
+            self._defer(context, exc.retry_after or 0.0, f"{exc}; nothing sent yet")
         ledger = self._ledger(context, report, todo)
         wanted = {*report.results, *todo}
         earlier = {item: result for item, result in ledger.earlier().items() if item in wanted}
@@ -214,9 +213,15 @@ class OutreachBulkOperator(BaseOperator):
             return self._finish(context, report, ledger, stop=None)
         return self._run(context, hook, report, ledger, todo)
 
-    def execute_resume(self, context: Any, event: Any = None) -> dict[str, Any]:
-        """Continue after a quota wait: the ledger says which items are finished."""
+    def execute_resume(
+        self, context: Any, event: Any = None, carried_state: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Continue after a quota wait: the ledger says which items are finished (below
+        Airflow 3.3 without an audit table, the progress the deferral carried)."""
+        from airflow_provider_outreach.core.task_state import restore_carried_state
+
         self.log.info("Resuming %s after the rate-limit reset", self.action)
+        restore_carried_state(self, context, carried_state, required=not (self.audit_conn_id or self.dry_run))
         return self.execute(context)
 
     def _preflight(self, hook: OutreachHook, campaign_id: str | None) -> str:
@@ -231,6 +236,7 @@ class OutreachBulkOperator(BaseOperator):
 
     def _ledger(self, context: Any, report: Report, todo: list[str]) -> Ledger:
         from airflow_provider_outreach.bulk.ledger import AuditLedger, Ledger, StateStoreLedger
+        from airflow_provider_outreach.core.task_state import task_state_store
 
         if self.dry_run:
             return Ledger()
@@ -256,19 +262,27 @@ class OutreachBulkOperator(BaseOperator):
             return self._finish(context, report, ledger, stop=result.stop)
         quota = result.quota
         self._defer(
-            quota.retry_after, f"{quota.error}; {len(report.results)} items finished, {len(quota.pending)} left"
+            context,
+            quota.retry_after,
+            f"{quota.error}; {len(report.results)} items finished, {len(quota.pending)} left",
         )
 
-    def _defer(self, retry_after: float, why: str) -> None:
+    def _defer(self, context: Any, retry_after: float, why: str) -> None:
         """Wait for the quota's reset on the triggerer, then :meth:`execute_resume`."""
         from datetime import timedelta
 
         import pendulum
         from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
+        from airflow_provider_outreach.core.task_state import deferral_kwargs
+
         resume_at = pendulum.now("UTC") + timedelta(seconds=retry_after + 1)
         self.log.warning("%s: deferring until %s instead of holding a worker slot", why, resume_at.isoformat())
-        self.defer(trigger=DateTimeTrigger(moment=resume_at), method_name="execute_resume")
+        self.defer(
+            trigger=DateTimeTrigger(moment=resume_at),
+            method_name="execute_resume",
+            kwargs=deferral_kwargs(self, context),
+        )
 
     def _finish(self, context: Any, report: Report, ledger: Ledger, stop: Any) -> dict[str, Any]:
         from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException

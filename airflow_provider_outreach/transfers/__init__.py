@@ -111,16 +111,23 @@ def quota_wait(exc: BaseException, max_inline_wait: float) -> float | None:
     return decision.wait if decision.action is Action.DEFER else None
 
 
-def defer_until_reset(operator: BaseOperator, wait: float, method_name: str) -> NoReturn:
-    """Free the worker slot until the rate-limit reset; Airflow then calls ``method_name``."""
+def defer_until_reset(operator: BaseOperator, context: Any, wait: float, method_name: str) -> NoReturn:
+    """Free the worker slot until the rate-limit reset; Airflow then calls ``method_name`` (with the
+    progress carried when Airflow keeps no task state store: see ``core.task_state``)."""
     from datetime import timedelta
 
     import pendulum
     from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
+    from airflow_provider_outreach.core.task_state import deferral_kwargs
+
     resume_at = pendulum.now("UTC") + timedelta(seconds=wait + 1)
     operator.log.warning("Rate limit used up: deferring until %s instead of holding a worker slot", resume_at)
-    operator.defer(trigger=DateTimeTrigger(moment=resume_at), method_name=method_name)
+    operator.defer(
+        trigger=DateTimeTrigger(moment=resume_at),
+        method_name=method_name,
+        kwargs=deferral_kwargs(operator, context),
+    )
     raise AssertionError("defer() returned")  # pragma: no cover  (defer always raises TaskDeferred)
 
 

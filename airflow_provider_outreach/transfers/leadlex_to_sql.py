@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_outreach.audit import retry_on_conflict
-from airflow_provider_outreach.core.task_state import task_state_store
+from airflow_provider_outreach.core.task_state import restore_carried_state, task_state_store
 from airflow_provider_outreach.transfers import (
     cell,
     checked_table_name,
@@ -224,8 +224,11 @@ class LeadlexEnrollmentsToSqlOperator(BaseOperator):
         }
         return self._run(context, progress, requested or [])
 
-    def execute_resume(self, context: Any, event: Any = None) -> dict[str, Any]:
+    def execute_resume(
+        self, context: Any, event: Any = None, carried_state: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Continue after a rate-limit reset with the campaigns not yet written."""
+        restore_carried_state(self, context, carried_state, required=True)
         saved = self._load_progress(context)
         if saved is None:
             raise AirflowException(f"{self.task_id}: cannot resume, the saved progress is missing")
@@ -286,7 +289,7 @@ class LeadlexEnrollmentsToSqlOperator(BaseOperator):
                 len(campaign_ids),
                 progress["requests"],
             )
-            defer_until_reset(self, wait, "execute_resume")
+            defer_until_reset(self, context, wait, "execute_resume")
         self._clear_progress(context)
         self.log.info(
             "LeadLex enrollments -> %s: campaigns=%d enrollments=%d requests=%d, campaigns gone from LeadLex "

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_outreach.audit import retry_on_conflict
-from airflow_provider_outreach.core.task_state import task_state_store
+from airflow_provider_outreach.core.task_state import restore_carried_state, task_state_store
 from airflow_provider_outreach.transfers import (
     cell,
     checked_table_name,
@@ -177,8 +177,11 @@ class LemlistUnsubscribesToSqlOperator(BaseOperator):
         task_state_store(self, context).delete(PROGRESS_KEY)
         return self._run(context, {"offset": 0, "records": 0, "new": 0, "updated": 0, "requests": 0})
 
-    def execute_resume(self, context: Any, event: Any = None) -> dict[str, Any]:
+    def execute_resume(
+        self, context: Any, event: Any = None, carried_state: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Continue after a rate-limit reset at the saved offset."""
+        restore_carried_state(self, context, carried_state, required=True)
         progress = task_state_store(self, context).get(PROGRESS_KEY)
         if not progress:
             raise AirflowException(f"{self.task_id}: cannot resume, the saved progress is missing")
@@ -226,7 +229,7 @@ class LemlistUnsubscribesToSqlOperator(BaseOperator):
         if wait is not None:
             task_state_store(self, context).set(PROGRESS_KEY, progress)
             self.log.info("%d records stored so far (%d requests)", progress["records"], progress["requests"])
-            defer_until_reset(self, wait, "execute_resume")
+            defer_until_reset(self, context, wait, "execute_resume")
         task_state_store(self, context).delete(PROGRESS_KEY)
         self.log.info(
             "lemlist suppressions -> %s: records=%d new=%d updated=%d requests=%d (one request per %d records)",
