@@ -18,7 +18,7 @@ import pytest  # noqa: E402
 from airflow_provider_outreach.core.pacing import reset_pacers  # noqa: E402
 from airflow_provider_outreach.core.task_state import CARRIED_STATE  # noqa: E402
 from airflow_provider_outreach.sandbox import DEFAULT_KEYS  # noqa: E402
-from airflow_provider_outreach.version_compat import AIRFLOW_V_3_3_PLUS  # noqa: E402
+from airflow_provider_outreach.version_compat import AIRFLOW_V_3_2_PLUS, AIRFLOW_V_3_3_PLUS  # noqa: E402
 from tests import secrets_watch  # noqa: E402
 from tests.seeds import base_seed  # noqa: E402
 
@@ -45,6 +45,14 @@ VERSION_NEEDS = {
         AIRFLOW_V_3_3_PLUS,
         "Airflow < 3.3 has no task state store: a new try starts over, and a deferred task's progress "
         "travels only in the deferral's kwargs, which dag.test() drops (a real triggerer keeps them)",
+    ),
+    "needs_conn_fields": (
+        AIRFLOW_V_3_2_PLUS,
+        "Airflow < 3.2 reads no conn-fields/ui-field-behaviour from provider info (the hooks declare the form)",
+    ),
+    "needs_hook_form_methods": (
+        not AIRFLOW_V_3_2_PLUS,
+        "Airflow 3.2+ reads the connection form from provider info: the hooks declare no form methods",
     ),
 }
 

@@ -8,8 +8,12 @@ from importlib.metadata import version
 import pytest
 from airflow.providers.common.compat.sdk import AirflowException
 
+from airflow_provider_outreach import get_provider_info
 from airflow_provider_outreach.bulk.ledger import PROGRESS_KEY
 from airflow_provider_outreach.core.task_state import CARRIED_STATE, deferral_kwargs, task_state_store
+from airflow_provider_outreach.hooks.dialnexa import DialnexaHook
+from airflow_provider_outreach.hooks.leadlex import LeadlexHook
+from airflow_provider_outreach.hooks.lemlist import LemlistHook
 from airflow_provider_outreach.operators.leadlex import LeadlexRemoveContactOperator
 from airflow_provider_outreach.version_compat import (
     AIRFLOW_V_3_0_PLUS,
@@ -18,6 +22,8 @@ from airflow_provider_outreach.version_compat import (
     AIRFLOW_V_3_3_PLUS,
 )
 from tests.conftest import RecordingTI
+
+HOOKS = (LemlistHook, LeadlexHook, DialnexaHook)
 
 
 def test_version_flags_follow_the_installed_airflow():
@@ -76,6 +82,48 @@ def test_a_retry_without_task_state_store_or_audit_table_starts_over(sandbox, co
 
 def _contacts(n: int) -> list[dict]:
     return [{"contact_id": f"ctc_{i:03d}", "email": f"p{i:03d}@example.com"} for i in range(n)]
+
+
+# -- the connection form -------------------------------------------------------------------------
+
+
+def _connection_type(hook) -> dict:
+    return next(c for c in get_provider_info()["connection-types"] if c["connection-type"] == hook.conn_type)
+
+
+@pytest.mark.needs_hook_form_methods
+@pytest.mark.parametrize("hook", HOOKS, ids=lambda h: h.conn_type)
+def test_below_3_2_each_hook_declares_the_form_of_its_provider_info(hook):
+    declared = _connection_type(hook)
+    assert "get_ui_field_behaviour" in vars(hook) and "get_connection_form_widgets" in vars(hook)
+    behaviour = hook.get_ui_field_behaviour()
+    assert behaviour == {
+        "hidden_fields": declared["ui-field-behaviour"]["hidden-fields"],
+        "relabeling": declared["ui-field-behaviour"]["relabeling"],
+        "placeholders": declared["ui-field-behaviour"]["placeholders"],
+    }
+    widgets = hook.get_connection_form_widgets()
+    assert list(widgets) == list(declared["conn-fields"])
+    kinds = {name: field.field_class.__name__ for name, field in widgets.items()}
+    assert kinds == {
+        "rate_limit": "IntegerField",
+        "rate_limit_period": "StringField",
+        "redis_conn_id": "StringField",
+        "timeout": "StringField",
+        "verify_ssl": "BooleanField",
+    }
+    assert widgets["verify_ssl"].kwargs["default"] is True  # a new connection verifies TLS
+    assert {name: field.kwargs["label"] for name, field in widgets.items()} == {
+        name: field["label"] for name, field in declared["conn-fields"].items()
+    }
+
+
+@pytest.mark.needs_conn_fields
+@pytest.mark.parametrize("hook", HOOKS, ids=lambda h: h.conn_type)
+def test_from_3_2_the_form_comes_from_provider_info_only(hook):
+    """No hook form methods, so Airflow 3.2+ has nothing to warn about."""
+    assert "get_ui_field_behaviour" not in vars(hook)
+    assert "get_connection_form_widgets" not in vars(hook)
 
 
 def test_a_resume_whose_kwargs_did_not_come_back_fails_instead_of_starting_over(sandbox, connections):

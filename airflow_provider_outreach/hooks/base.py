@@ -101,6 +101,16 @@ class OutreachHook(BaseHook):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.conn_name_attr}={self.conn_id!r})"
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        from airflow_provider_outreach.version_compat import AIRFLOW_V_3_2_PLUS
+
+        if not AIRFLOW_V_3_2_PLUS and "conn_type" in cls.__dict__:
+            # 3.2+ reads the connection form from the provider info; below, from the hook class
+            from airflow_provider_outreach.hooks.connection_form import add_connection_form
+
+            add_connection_form(cls)
+
     # -- what a vendor overrides -----------------------------------------------------------
 
     def auth_header(self, api_key: str) -> str:
