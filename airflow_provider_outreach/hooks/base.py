@@ -183,8 +183,15 @@ class OutreachHook(BaseHook):
         return self._transport
 
     async def aload_connection(self) -> None:
-        """Load the connection without blocking the event loop."""
-        self.load_connection(await self.aget_connection(self.conn_id))
+        """Load the connection without blocking the event loop: Airflow's async lookup where it
+        is safe on a shared event loop (3.3.2+), else the sync lookup in a worker thread; the
+        parse (masking the key, opening the shared rate-limit store) runs in a worker thread too."""
+        import asyncio
+
+        from airflow.providers.common.compat.connection import get_async_connection
+
+        conn = await get_async_connection(self.conn_id, hook=self)
+        await asyncio.to_thread(self.load_connection, conn)
 
     # -- calls -----------------------------------------------------------------------------
 
