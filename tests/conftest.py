@@ -18,11 +18,25 @@ import pytest  # noqa: E402
 from airflow_provider_outreach.core.pacing import reset_pacers  # noqa: E402
 from airflow_provider_outreach.core.task_state import CARRIED_STATE  # noqa: E402
 from airflow_provider_outreach.sandbox import DEFAULT_KEYS  # noqa: E402
-from airflow_provider_outreach.version_compat import AIRFLOW_V_3_2_PLUS, AIRFLOW_V_3_3_PLUS  # noqa: E402
+from airflow_provider_outreach.version_compat import (  # noqa: E402
+    AIRFLOW_V_3_0_PLUS,
+    AIRFLOW_V_3_1_PLUS,
+    AIRFLOW_V_3_2_PLUS,
+    AIRFLOW_V_3_3_PLUS,
+)
 from tests import secrets_watch  # noqa: E402
 from tests.seeds import base_seed  # noqa: E402
 
 pytest_plugins = ["airflow_provider_outreach.sandbox.pytest_plugin", "tests.servers"]
+
+if not AIRFLOW_V_3_1_PLUS and AIRFLOW_V_3_0_PLUS:
+    # Airflow 3.0's dag.test() prints what a task sends its in-process supervisor at debug level,
+    # the value of every mask_secret() call included; log at INFO, as a deployment does.
+    import logging
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
 
 from airflow_provider_outreach import VENDOR_NAMES as VENDORS  # noqa: E402
 from airflow_provider_outreach import VENDORS as _REGISTRY  # noqa: E402
@@ -37,7 +51,7 @@ def connection_json(base_url: str, key: str, **extra) -> str:
     return json.dumps({"conn_type": "", "host": base_url, "password": key, "extra": extra})
 
 
-# -- what a test needs that not every Airflow version has ------------------------------------------
+# -- what a test needs that not every Airflow version has, or a real server ----------------------
 
 #: marker -> (whether this Airflow has it, why a version without it skips the test)
 VERSION_NEEDS = {
@@ -45,6 +59,11 @@ VERSION_NEEDS = {
         AIRFLOW_V_3_3_PLUS,
         "Airflow < 3.3 has no task state store: a new try starts over, and a deferred task's progress "
         "travels only in the deferral's kwargs, which dag.test() drops (a real triggerer keeps them)",
+    ),
+    "needs_mappable_email": (
+        AIRFLOW_V_3_0_PLUS,
+        "Airflow 2.11's partial() fills BaseOperator's own email argument (alert recipients), "
+        "so an operator argument named email cannot be expanded",
     ),
     "needs_conn_fields": (
         AIRFLOW_V_3_2_PLUS,
@@ -55,11 +74,15 @@ VERSION_NEEDS = {
         "Airflow 3.2+ reads the connection form from provider info: the hooks declare no form methods",
     ),
 }
+#: markers added to the tests that use a real server (``make compat`` leaves them out: -m "not postgres and not redis")
+SERVER_MARKERS = ("postgres", "redis")
 
 
 def pytest_configure(config):
     for name, (_, why) in VERSION_NEEDS.items():
         config.addinivalue_line("markers", f"{name}: skipped where {why}")
+    for name in SERVER_MARKERS:
+        config.addinivalue_line("markers", f"{name}: uses the real {name} server of tests/servers.py")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -67,6 +90,10 @@ def pytest_collection_modifyitems(config, items):
         for name, (present, why) in VERSION_NEEDS.items():
             if not present and item.get_closest_marker(name):
                 item.add_marker(pytest.mark.skip(reason=f"{name}: {why}"))
+        params = getattr(getattr(item, "callspec", None), "params", {}).values()
+        for server in SERVER_MARKERS:
+            if any(p == server for p in params) or any(f.startswith(f"{server}_") for f in item.fixturenames):
+                item.add_marker(getattr(pytest.mark, server))
 
 
 # -- secrets: no API key in any test's captured output or failure text, nor in the session's files

@@ -23,6 +23,7 @@ def _quota_seed(n: int) -> dict:
     return {"leadlex": {"campaigns": [{"id": "cmp_big", "name": "Big", "status": "active", "contacts": contacts}]}}
 
 
+@pytest.mark.needs_mappable_email
 def test_ids_rendered_from_upstream_xcom(sandbox, connections):
     sandbox.seed(base_seed())
     with new_dag("outreach_xcom_ids") as dag:

@@ -530,6 +530,7 @@ def test_leadlex_replacement_is_atomic(sandbox, connections, warehouse):
     assert store.values == {}
 
 
+@pytest.mark.postgres
 def test_postgres_refusing_a_row_keeps_the_old_rows(sandbox, connections, request):
     """A row the database refuses (here a CHECK constraint of the user's) fails the
     replacement as a whole: the campaign's old rows stay."""
