@@ -1,11 +1,13 @@
-# Everything installs itself into .venv; only Python 3.10+ is needed beforehand.
+# Everything installs itself into .venv; only Python 3.11+ is needed beforehand.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+# one Airflow version of the matrix (make compat AIRFLOW=3.0.6); empty: all of them
+AIRFLOW ?=
 
-.PHONY: test lint demo airflow bench sandbox install clean
+.PHONY: test lint demo airflow bench sandbox install clean compat compat-freeze
 
 $(STAMP): pyproject.toml airflow_provider_outreach/__init__.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,8 +36,16 @@ bench: $(STAMP)
 	$(BIN)/python bench/shared_budget.py
 	$(BIN)/python bench/bulk_suppression.py
 
+# the Airflow version matrix (compat/run.py): an environment per version under .compat/
+compat: $(STAMP)
+	$(BIN)/python -m compat.run $(if $(AIRFLOW),--airflow $(AIRFLOW))
+
+# resolve the matrix's pinned environments again (after a dependency change in pyproject.toml)
+compat-freeze: $(STAMP)
+	$(BIN)/python -m compat.freeze $(if $(AIRFLOW),--airflow $(AIRFLOW))
+
 sandbox: $(STAMP)
 	$(BIN)/outreach-sandbox --port 8750
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .compat .pytest_cache .hypothesis

@@ -53,7 +53,7 @@ _CONN_FIELDS = {
     "verify_ssl": {
         "label": "Verify TLS certificates",
         "description": "Leave on; turn off only for a proxy you trust that presents its own certificate.",
-        "schema": {"type": ["boolean", "null"]},
+        "schema": {"type": ["boolean", "null"], "default": True},
     },
 }
 

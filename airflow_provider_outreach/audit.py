@@ -134,7 +134,7 @@ class AuditTrail:
     @property
     def hook(self) -> Any:
         if self._hook is None:
-            from airflow.sdk import BaseHook
+            from airflow.providers.common.compat.sdk import BaseHook
 
             self._hook = BaseHook.get_hook(self.conn_id)
         return self._hook

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow_provider_outreach.version_compat import AirflowException, AirflowFailException
 
 
 class OutreachError(AirflowException):

@@ -20,9 +20,8 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from airflow.sdk import task
-
 from airflow_provider_outreach.exceptions import InvalidInputError
+from airflow_provider_outreach.version_compat import task
 
 log = logging.getLogger(__name__)
 

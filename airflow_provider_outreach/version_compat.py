@@ -32,17 +32,21 @@ else:
     from airflow.exceptions import AirflowException
     from airflow.hooks.base import BaseHook
 if AIRFLOW_V_3_0_PLUS:
-    from airflow.sdk import BaseOperator, BaseSensorOperator, PokeReturnValue
+    from airflow.sdk import BaseOperator, BaseSensorOperator, PokeReturnValue, task
 else:
+    from airflow.decorators import task
     from airflow.models.baseoperator import BaseOperator
     from airflow.sensors.base import BaseSensorOperator, PokeReturnValue
 if AIRFLOW_V_3_2_PLUS:
     from airflow.sdk.configuration import conf
+    from airflow.sdk.exceptions import AirflowFailException
 else:
     from airflow.configuration import conf
+    from airflow.exceptions import AirflowFailException
 
 __all__ = [
     "AirflowException",
+    "AirflowFailException",
     "AIRFLOW_V_3_0_PLUS",
     "AIRFLOW_V_3_1_PLUS",
     "AIRFLOW_V_3_2_PLUS",
@@ -52,4 +56,5 @@ __all__ = [
     "BaseSensorOperator",
     "PokeReturnValue",
     "conf",
+    "task",
 ]

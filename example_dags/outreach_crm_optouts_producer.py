@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 import pendulum
-from airflow.sdk import Asset, BaseHook, Metadata, Param, dag, task
+from airflow.providers.common.compat.sdk import Asset, BaseHook, Metadata, Param, dag, task
 
 WAREHOUSE = "outreach_warehouse"
 OPTOUTS = Asset("warehouse://crm/optouts")

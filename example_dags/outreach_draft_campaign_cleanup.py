@@ -14,7 +14,7 @@ Use it: trigger with ``{"campaign_ids": ["<id>", ...]}`` as the run's conf, or r
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Param, dag, task, task_group
+from airflow.providers.common.compat.sdk import Param, dag, task, task_group
 
 from airflow_provider_outreach.operators.leadlex import LeadlexDeleteCampaignOperator
 from airflow_provider_outreach.sensors.leadlex import LeadlexCampaignStatusSensor

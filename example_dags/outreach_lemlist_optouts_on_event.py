@@ -39,7 +39,7 @@ POLL_SECONDS = float(os.environ.get("OUTREACH_LEMLIST_POLL_SECONDS", "60"))
 
 def opted_out_in_lemlist(triggering_asset_events: Any = None) -> dict[str, list]:
     """The events' people, recorded in the warehouse, with their ids in LeadLex and DialNexa."""
-    from airflow.sdk import BaseHook
+    from airflow.providers.common.compat.sdk import BaseHook
 
     from airflow_provider_outreach.sync import lemlist_event_records
     from airflow_provider_outreach.transfers.leadlex_to_sql import create_enrollment_table

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import pendulum
-from airflow.sdk import Asset, BaseHook, Param, dag, task
+from airflow.providers.common.compat.sdk import Asset, BaseHook, Param, dag, task
 
 from airflow_provider_outreach.operators.dialnexa import DialnexaRemoveCampaignLeadOperator
 from airflow_provider_outreach.operators.leadlex import LeadlexRemoveContactOperator

@@ -28,8 +28,8 @@ sleeps before it defers until the reset; set it per run in the run's conf.
 from __future__ import annotations
 
 import pendulum
+from airflow.providers.common.compat.sdk import Param, dag
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
-from airflow.sdk import Param, dag
 
 from airflow_provider_outreach.operators.dialnexa import (
     DialnexaRemoveCampaignLeadOperator,

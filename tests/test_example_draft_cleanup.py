@@ -5,14 +5,12 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import REPO
-from tests.dagtest import run_dag, task_states, xcom
+from tests.dagtest import dag_bag, run_dag, task_states, xcom
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
 
 def test_draft_cleanup_deletes_drafts_and_spares_the_rest(sandbox, connections):
-    from airflow.dag_processing.dagbag import DagBag
-
     campaigns = [
         {"id": "cmp_d1", "name": "stale 1", "status": "draft"},
         {"id": "cmp_d2", "name": "stale 2", "status": "paused"},  # becomes a draft while we wait
@@ -20,7 +18,7 @@ def test_draft_cleanup_deletes_drafts_and_spares_the_rest(sandbox, connections):
     ]
     sandbox.seed({"leadlex": {"campaigns": campaigns}})
     sandbox.set_campaign_status("leadlex", "cmp_d2", "draft", after_reads=1)
-    bag = DagBag(dag_folder=str(REPO / "example_dags"))
+    bag = dag_bag(str(REPO / "example_dags"))
     dag = bag.get_dag("outreach_draft_campaign_cleanup")
 
     dr = run_dag(dag, run_conf={"campaign_ids": ["cmp_d1", "cmp_d2", "cmp_c3"]})

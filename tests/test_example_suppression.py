@@ -11,7 +11,7 @@ import pytest
 
 from demo import scenario, verify, warehouse
 from tests.conftest import REPO
-from tests.dagtest import run_dag, task_states, xcom
+from tests.dagtest import dag_bag, run_dag, task_states, xcom
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
@@ -27,9 +27,7 @@ ACTIONS = (
 
 @pytest.fixture(scope="module")
 def bag():
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(REPO / "example_dags"))
+    return dag_bag(str(REPO / "example_dags"))
 
 
 @pytest.fixture

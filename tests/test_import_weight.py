@@ -45,7 +45,7 @@ WATCHER_NEEDS = ("airflow.triggers.base", "airflow_provider_outreach.triggers")
 
 CHILD = r"""
 import builtins, importlib, importlib.util, json, runpy, sys
-import airflow.sdk  # what Airflow itself loads is not the provider's doing
+import airflow_provider_outreach.version_compat  # Airflow and its base classes, on any version
 from airflow_provider_outreach import get_provider_info
 
 info = get_provider_info()

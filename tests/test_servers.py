@@ -43,8 +43,8 @@ def test_postgres_password_is_checked(postgres_server):
 
 
 def test_postgres_hook_run_insert_rows_get_records(postgres_db):
+    from airflow.providers.common.compat.sdk import BaseHook
     from airflow.providers.postgres.hooks.postgres import PostgresHook
-    from airflow.sdk import BaseHook
 
     hook = BaseHook.get_hook(postgres_db.conn_id)
     assert isinstance(hook, PostgresHook)

@@ -391,8 +391,8 @@ def check_spec(spec: BudgetSpec) -> None:
 
 def _redis_client(conn_id: str) -> Any:
     check_spec(BudgetSpec("redis", conn_id))
+    from airflow.providers.common.compat.sdk import AirflowNotFoundException
     from airflow.providers.redis.hooks.redis import RedisHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
 
     try:
         return RedisHook(redis_conn_id=conn_id).get_conn()

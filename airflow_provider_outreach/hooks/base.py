@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk import BaseHook
-
 from airflow_provider_outreach.core.paths import build_path
 from airflow_provider_outreach.exceptions import (
     AuthenticationError,
@@ -30,6 +28,7 @@ from airflow_provider_outreach.exceptions import (
     error_from_response,
     snippet,
 )
+from airflow_provider_outreach.version_compat import BaseHook
 
 if TYPE_CHECKING:
     from airflow_provider_outreach.core.connection import ConnectionSettings
@@ -102,6 +101,16 @@ class OutreachHook(BaseHook):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.conn_name_attr}={self.conn_id!r})"
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        from airflow_provider_outreach.version_compat import AIRFLOW_V_3_2_PLUS
+
+        if not AIRFLOW_V_3_2_PLUS and "conn_type" in cls.__dict__:
+            # 3.2+ reads the connection form from the provider info; below, from the hook class
+            from airflow_provider_outreach.hooks.connection_form import add_connection_form
+
+            add_connection_form(cls)
+
     # -- what a vendor overrides -----------------------------------------------------------
 
     def auth_header(self, api_key: str) -> str:
@@ -146,7 +155,7 @@ class OutreachHook(BaseHook):
 
     def load_connection(self, conn: Any) -> ConnectionSettings:
         """Parse the Airflow connection once; the key is masked in logs from here on."""
-        from airflow.sdk.log import mask_secret
+        from airflow.providers.common.compat.sdk import mask_secret
 
         from airflow_provider_outreach.core.budget import budget_spec
         from airflow_provider_outreach.core.connection import ConnectionSettings
@@ -174,8 +183,15 @@ class OutreachHook(BaseHook):
         return self._transport
 
     async def aload_connection(self) -> None:
-        """Load the connection without blocking the event loop."""
-        self.load_connection(await self.aget_connection(self.conn_id))
+        """Load the connection without blocking the event loop: Airflow's async lookup where it
+        is safe on a shared event loop (3.3.2+), else the sync lookup in a worker thread; the
+        parse (masking the key, opening the shared rate-limit store) runs in a worker thread too."""
+        import asyncio
+
+        from airflow.providers.common.compat.connection import get_async_connection
+
+        conn = await get_async_connection(self.conn_id, hook=self)
+        await asyncio.to_thread(self.load_connection, conn)
 
     # -- calls -----------------------------------------------------------------------------
 

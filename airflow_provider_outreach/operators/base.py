@@ -12,13 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
 from airflow_provider_outreach.bulk.items import ItemKind
 from airflow_provider_outreach.core.clock import utc_now_iso
 from airflow_provider_outreach.core.task_state import task_state_store
 from airflow_provider_outreach.exceptions import RateLimitError
 from airflow_provider_outreach.hooks.base import OutreachHook
+from airflow_provider_outreach.version_compat import BaseOperator
 
 if TYPE_CHECKING:
     from airflow_provider_outreach.audit import AuditTrail
@@ -247,7 +246,7 @@ class OutreachBulkOperator(BaseOperator):
         try:
             self.log.info("preflight: %s", self._preflight(hook))
         except RateLimitError as exc:  # another task of the key spent the quota: wait on the triggerer too
-            self._defer_for(exc, "nothing sent yet")
+            self._defer_for(context, exc, "nothing sent yet")
         ledger = self._ledger(context, report, todo)
         todo = self._resume(report, ledger, todo)
         if self.skip_proven:
@@ -263,18 +262,24 @@ class OutreachBulkOperator(BaseOperator):
                 self.before_items(hook)
             except RateLimitError as exc:
                 ledger.flush()
-                self._defer_for(exc, "nothing sent yet")
+                self._defer_for(context, exc, "nothing sent yet")
             except Exception as exc:  # what every item needs could not be read: none can be done
                 return self._fail_all(context, report, ledger, todo, exc)
         return self._run(context, hook, report, ledger, todo)
 
-    def execute_resume(self, context: Any, event: Any = None) -> dict[str, Any]:
-        """Continue after a quota wait: the ledger says which items are finished."""
+    def execute_resume(
+        self, context: Any, event: Any = None, carried_state: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Continue after a quota wait: the ledger says which items are finished (below
+        Airflow 3.3 without an audit table, the progress the deferral carried)."""
+        from airflow_provider_outreach.core.task_state import restore_carried_state
+
         self.log.info("Resuming %s after the rate-limit reset", self.spec.action)
+        restore_carried_state(self, context, carried_state, required=not (self.audit_conn_id or self.dry_run))
         return self.execute(context)
 
     def _preflight(self, hook: OutreachHook) -> str:
-        from airflow.sdk.exceptions import AirflowFailException
+        from airflow.providers.common.compat.sdk import AirflowFailException
 
         from airflow_provider_outreach.exceptions import PreflightError
 
@@ -355,21 +360,21 @@ class OutreachBulkOperator(BaseOperator):
             return self._finish(context, report, ledger, stop=result.stop)
         quota = result.quota
         why = f"{quota.error}; {len(report.results)} items finished, {len(quota.pending)} left"
-        self._defer(quota.retry_after, why)
+        self._defer(context, quota.retry_after, why)
 
-    def _defer_for(self, exc: RateLimitError, why: str) -> None:
+    def _defer_for(self, context: Any, exc: RateLimitError, why: str) -> None:
         """Defer until the quota's reset when the wait is longer than the worker sleeps; else re-raise."""
         from airflow_provider_outreach.core.retry import Action, decide
 
         if decide(exc, self.inline_wait).action is not Action.DEFER:
             raise exc
-        self._defer(exc.retry_after or 0.0, f"{exc}; {why}")
+        self._defer(context, exc.retry_after or 0.0, f"{exc}; {why}")
 
-    def _defer(self, retry_after: float, why: str) -> None:
+    def _defer(self, context: Any, retry_after: float, why: str) -> None:
         """Wait for the quota's reset on the triggerer, then :meth:`execute_resume`."""
         from airflow_provider_outreach.core.deferral import defer_until_reset
 
-        defer_until_reset(self, retry_after, why)
+        defer_until_reset(self, context, retry_after, why)
 
     def _fail_all(self, context: Any, report: Report, ledger: Ledger, todo: list[str], exc: Exception) -> Any:
         """Every item ``failed`` with the reason the shared read gave, recorded, reported; the task fails."""
@@ -387,7 +392,7 @@ class OutreachBulkOperator(BaseOperator):
 
     def _finish(self, context: Any, report: Report, ledger: Ledger, stop: Any) -> dict[str, Any]:
         """Act on the end of the run, as :func:`~airflow_provider_outreach.bulk.ending.end_of_run` decides it."""
-        from airflow.sdk.exceptions import AirflowException, AirflowFailException
+        from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
         from airflow_provider_outreach.bulk.ending import End, end_of_run
 

@@ -6,13 +6,10 @@ import time
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.configuration import conf
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout, AirflowSkipException
-
 from airflow_provider_outreach.campaign_wait import Verdict, judge
 from airflow_provider_outreach.exceptions import NotFoundError
 from airflow_provider_outreach.hooks.base import OutreachHook
+from airflow_provider_outreach.version_compat import BaseSensorOperator, PokeReturnValue, conf
 
 
 def _status_set(hook_class: type[OutreachHook], name: str, values: Iterable[str] | str) -> frozenset[str]:
@@ -80,6 +77,8 @@ class OutreachCampaignStatusSensor(BaseSensorOperator):
         return f"{self.hook_class.vendor} campaign {self.campaign_id}"
 
     def poke(self, context: Any) -> PokeReturnValue:
+        from airflow.providers.common.compat.sdk import AirflowFailException
+
         hook = self.hook_class(self.conn_id)
         try:
             campaign = hook.get_campaign(self.campaign_id)
@@ -118,6 +117,13 @@ class OutreachCampaignStatusSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Turn the trigger's event into the task's result."""
+        from airflow.providers.common.compat.sdk import (
+            AirflowException,
+            AirflowFailException,
+            AirflowSensorTimeout,
+            AirflowSkipException,
+        )
+
         if not event:
             raise AirflowException(f"{self._where()}: the trigger ended without an event")
         if event["status"] == "success":

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_outreach.exceptions import InvalidInputError
 
 if TYPE_CHECKING:
     from airflow.providers.common.sql.hooks.sql import DbApiHook
-    from airflow.sdk import BaseOperator
 
 #: rows per ``executemany`` call
 INSERT_BATCH_SIZE = 1000
@@ -36,8 +35,8 @@ def checked_table_name(table: Any) -> str:
 
 def sql_hook(conn_id: str) -> DbApiHook:
     """The common-sql hook of ``conn_id`` (SQLite, PostgreSQL, MySQL, Snowflake, ...)."""
+    from airflow.providers.common.compat.sdk import BaseHook
     from airflow.providers.common.sql.hooks.sql import DbApiHook
-    from airflow.sdk import BaseHook
 
     hook = BaseHook.get_hook(conn_id)
     if not isinstance(hook, DbApiHook):
@@ -108,16 +107,3 @@ def quota_wait(exc: BaseException, max_inline_wait: float) -> float | None:
 
     decision = decide(exc, max_inline_wait)
     return decision.wait if decision.action is Action.DEFER else None
-
-
-def defer_until_reset(operator: BaseOperator, wait: float, method_name: str) -> NoReturn:
-    """Free the worker slot until the rate-limit reset; Airflow then calls ``method_name``."""
-    from datetime import timedelta
-
-    import pendulum
-    from airflow.providers.standard.triggers.temporal import DateTimeTrigger
-
-    resume_at = pendulum.now("UTC") + timedelta(seconds=wait + 1)
-    operator.log.warning("Rate limit used up: deferring until %s instead of holding a worker slot", resume_at)
-    operator.defer(trigger=DateTimeTrigger(moment=resume_at), method_name=method_name)
-    raise AssertionError("defer() returned")  # pragma: no cover  (defer always raises TaskDeferred)

@@ -5,17 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException
-
 from airflow_provider_outreach.audit import retry_on_conflict
 from airflow_provider_outreach.core.clock import utc_now_iso
-from airflow_provider_outreach.core.task_state import task_state_store
+from airflow_provider_outreach.core.deferral import defer_until_reset
+from airflow_provider_outreach.core.task_state import restore_carried_state, task_state_store
 from airflow_provider_outreach.transfers import (
     cell,
     checked_table_name,
     create_table,
-    defer_until_reset,
     insert_many,
     placeholders,
     quota_wait,
@@ -23,6 +20,7 @@ from airflow_provider_outreach.transfers import (
     sql_hook,
     transaction,
 )
+from airflow_provider_outreach.version_compat import AirflowException, BaseOperator
 
 if TYPE_CHECKING:
     from airflow.providers.common.sql.hooks.sql import DbApiHook
@@ -229,8 +227,11 @@ class LeadlexEnrollmentsToSqlOperator(BaseOperator):
         }
         return self._run(context, progress, requested or [])
 
-    def execute_resume(self, context: Any, event: Any = None) -> dict[str, Any]:
+    def execute_resume(
+        self, context: Any, event: Any = None, carried_state: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Continue after a rate-limit reset with the campaigns not yet written."""
+        restore_carried_state(self, context, carried_state, required=True)
         saved = self._load_progress(context)
         if saved is None:
             raise AirflowException(f"{self.task_id}: cannot resume, the saved progress is missing")
@@ -244,7 +245,7 @@ class LeadlexEnrollmentsToSqlOperator(BaseOperator):
         return self._run(context, progress, campaign_ids)
 
     def _run(self, context: Any, progress: dict[str, Any], campaign_ids: list[str]) -> dict[str, Any]:
-        from airflow.sdk.exceptions import TaskDeferred
+        from airflow.providers.common.compat.sdk import TaskDeferred
 
         try:
             return self._copy(context, progress, campaign_ids)
@@ -291,7 +292,7 @@ class LeadlexEnrollmentsToSqlOperator(BaseOperator):
                 len(campaign_ids),
                 progress["requests"],
             )
-            defer_until_reset(self, wait, "execute_resume")
+            defer_until_reset(self, context, wait, "the rate limit is used up")
         self._clear_progress(context)
         self.log.info(
             "LeadLex enrollments -> %s: campaigns=%d enrollments=%d requests=%d, campaigns gone from LeadLex "

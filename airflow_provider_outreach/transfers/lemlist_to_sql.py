@@ -6,17 +6,14 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException
-
 from airflow_provider_outreach.audit import retry_on_conflict
 from airflow_provider_outreach.core.clock import utc_now_iso
-from airflow_provider_outreach.core.task_state import task_state_store
+from airflow_provider_outreach.core.deferral import defer_until_reset
+from airflow_provider_outreach.core.task_state import restore_carried_state, task_state_store
 from airflow_provider_outreach.transfers import (
     cell,
     checked_table_name,
     create_table,
-    defer_until_reset,
     insert_many,
     placeholders,
     quota_wait,
@@ -24,6 +21,7 @@ from airflow_provider_outreach.transfers import (
     sql_hook,
     transaction,
 )
+from airflow_provider_outreach.version_compat import AirflowException, BaseOperator
 
 if TYPE_CHECKING:
     from airflow.providers.common.sql.hooks.sql import DbApiHook
@@ -183,8 +181,11 @@ class LemlistUnsubscribesToSqlOperator(BaseOperator):
         task_state_store(self, context).delete(PROGRESS_KEY)
         return self._run(context, {"offset": 0, "records": 0, "new": 0, "updated": 0, "requests": 0})
 
-    def execute_resume(self, context: Any, event: Any = None) -> dict[str, Any]:
+    def execute_resume(
+        self, context: Any, event: Any = None, carried_state: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Continue after a rate-limit reset at the saved offset."""
+        restore_carried_state(self, context, carried_state, required=True)
         progress = task_state_store(self, context).get(PROGRESS_KEY)
         if not progress:
             raise AirflowException(f"{self.task_id}: cannot resume, the saved progress is missing")
@@ -192,7 +193,7 @@ class LemlistUnsubscribesToSqlOperator(BaseOperator):
         return self._run(context, dict(progress))
 
     def _run(self, context: Any, progress: dict[str, Any]) -> dict[str, Any]:
-        from airflow.sdk.exceptions import TaskDeferred
+        from airflow.providers.common.compat.sdk import TaskDeferred
 
         try:
             return self._copy(context, progress)
@@ -233,7 +234,7 @@ class LemlistUnsubscribesToSqlOperator(BaseOperator):
         if wait is not None:
             task_state_store(self, context).set(PROGRESS_KEY, progress)
             self.log.info("%d records stored so far (%d requests)", progress["records"], progress["requests"])
-            defer_until_reset(self, wait, "execute_resume")
+            defer_until_reset(self, context, wait, "the rate limit is used up")
         task_state_store(self, context).delete(PROGRESS_KEY)
         self.log.info(
             "lemlist suppressions -> %s: records=%d new=%d updated=%d requests=%d (one request per %d records)",

@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.sdk.module_loading import import_string
+from airflow.providers.common.compat.module_loading import import_string
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_outreach.campaign_wait import Verdict, judge

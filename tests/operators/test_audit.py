@@ -7,8 +7,7 @@ import threading
 import time
 
 import pytest
-from airflow.sdk import BaseHook
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseHook
 
 from airflow_provider_outreach.audit import AUDIT_COLUMNS, COLUMNS, AuditTrail, TaskScope
 from airflow_provider_outreach.operators.dialnexa import DialnexaRemoveCampaignLeadOperator

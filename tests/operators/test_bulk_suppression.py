@@ -7,7 +7,7 @@ import json
 import sqlite3
 
 import pytest
-from airflow.sdk.exceptions import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException
 
 from airflow_provider_outreach.exceptions import InvalidInputError
 from airflow_provider_outreach.hooks.lemlist import LemlistHook

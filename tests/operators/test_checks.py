@@ -4,8 +4,7 @@
 from __future__ import annotations
 
 import pytest
-from airflow.sdk import BaseHook
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseHook
 
 from airflow_provider_outreach.operators.dialnexa import DialnexaSuppressionCheckOperator
 from airflow_provider_outreach.operators.leadlex import LeadlexSuppressionCheckOperator

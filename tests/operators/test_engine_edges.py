@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 from airflow_provider_outreach.bulk.engine import run_bulk
 from airflow_provider_outreach.bulk.items import ID, flatten_items, prepare

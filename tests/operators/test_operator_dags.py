@@ -6,8 +6,7 @@ import json
 import time
 
 import pytest
-from airflow.sdk import task
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, TaskDeferred, task
 
 from airflow_provider_outreach.bulk.ledger import PROGRESS_KEY
 from airflow_provider_outreach.operators.leadlex import LeadlexRemoveContactOperator
@@ -24,6 +23,7 @@ def _quota_seed(n: int) -> dict:
     return {"leadlex": {"campaigns": [{"id": "cmp_big", "name": "Big", "status": "active", "contacts": contacts}]}}
 
 
+@pytest.mark.needs_mappable_email
 def test_ids_rendered_from_upstream_xcom(sandbox, connections):
     sandbox.seed(base_seed())
     with new_dag("outreach_xcom_ids") as dag:
@@ -68,6 +68,7 @@ def test_failed_items_fail_the_task_after_all_were_tried(sandbox, connections):
     assert report["counts"] == {"done": 2, "already_absent": 0, "failed": 1}
 
 
+@pytest.mark.needs_task_state_store
 def test_quota_wait_defers_and_resumes_without_repeating_items(sandbox, connections):
     sandbox.seed(_quota_seed(15))
     sandbox.configure(limits={"leadlex": [{"limit": 6, "window": 3}]})
@@ -90,37 +91,52 @@ def test_quota_wait_defers_and_resumes_without_repeating_items(sandbox, connecti
     assert ti.try_number == 1
 
 
-def test_resume_as_the_triggerer_drives_it(sandbox, connections):
-    """A real triggerer calls the method named in defer(); the progress waits in the task state store."""
+def test_quota_wait_in_a_dag_run_resumes_from_the_audit_table(sandbox, connections, tmp_path, monkeypatch):
+    """On every Airflow version: the run defers on the quota, resumes on dag.test()'s triggerer
+    and finishes each item once, its progress read back from the audit table."""
+    monkeypatch.setenv("AIRFLOW_CONN_AUDIT_DB", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "a.db")}))
+    sandbox.seed(_quota_seed(8))
+    sandbox.configure(limits={"leadlex": [{"limit": 5, "window": 3}]})
+    ids = [f"ctc_{i:03d}" for i in range(8)]
+    with new_dag("outreach_quota_defer_audit") as dag:
+        LeadlexRemoveContactOperator(
+            task_id="remove",
+            contact_id=ids,
+            campaign_id="cmp_big",
+            max_inline_wait=1,
+            max_workers=2,
+            audit_conn_id="audit_db",
+            audit_table="audit",
+        )
+    dr = run_dag(dag)
+    assert dr.state == "success", task_states(dr)
+    assert xcom(dr, "remove")["counts"] == {"done": 8, "already_absent": 0, "failed": 0}
+    deletes = [r for r in sandbox.requests(vendor="leadlex") if r["method"] == "DELETE" and r["status"] == 200]
+    assert sorted(r["segments"][-1] for r in deletes) == ids  # each exactly once: the resume did not start over
+
+
+def test_resume_as_the_triggerer_drives_it(sandbox, connections, progress):
+    """A real triggerer calls the method named in defer(); the progress waits in the task state store
+    (below Airflow 3.3: in the deferral's kwargs), compact."""
     sandbox.seed(_quota_seed(8))
     sandbox.configure(limits={"leadlex": [{"limit": 5, "window": 2}]})
     ids = [f"ctc_{i:03d}" for i in range(8)]
     op = LeadlexRemoveContactOperator(
         task_id="remove", contact_id=ids, campaign_id="cmp_big", max_inline_wait=0.5, max_workers=1
     )
-    store = MemoryStateStore()
-    ti = RecordingTI()
     with pytest.raises(TaskDeferred) as deferred:
-        op.execute({"ti": ti, "task_state_store": store})
-    trigger_cls, trigger_kwargs = deferred.value.trigger.serialize()
-    assert trigger_cls.endswith("DateTimeTrigger")
-    assert not deferred.value.kwargs  # the progress is stored once: in the task state store
-    assert ti.xcoms == {}
-    assert len(json.dumps(store.get(PROGRESS_KEY))) < 1000  # compact: no item list
-    wait = (trigger_kwargs["moment"] - __import__("pendulum").now("UTC")).total_seconds()
-    time.sleep(max(0.0, wait))
-    report = op.resume_execution(
-        deferred.value.method_name,
-        {"event": trigger_kwargs["moment"]},
-        {"ti": RecordingTI(), "task_state_store": store},
-    )
+        progress.execute(op)
+    assert progress.ti.xcoms == {}
+    assert len(json.dumps(progress.saved(PROGRESS_KEY, deferred.value))) < 1000  # compact: no item list
+    report = progress.resume(op, deferred.value)
     assert report["counts"]["done"] == 8
     assert sorted(report["items"]["done"]) == ids
     deletes = [r for r in sandbox.requests(vendor="leadlex") if r["method"] == "DELETE"]
     assert sorted(r["segments"][-1] for r in deletes if r["status"] == 200) == ids  # each exactly once
-    assert store.get(PROGRESS_KEY) is None  # cleared when the task ends
+    assert progress.left_over() == {}  # cleared when the task ends
 
 
+@pytest.mark.needs_task_state_store
 def test_a_retry_sends_only_what_has_no_final_outcome(sandbox, connections):
     """Try 1 ends on transient failures; try 2 (same task state store) sends only those items."""
     sandbox.seed(_quota_seed(6))
@@ -147,7 +163,7 @@ def test_a_retry_sends_only_what_has_no_final_outcome(sandbox, connections):
     assert store.get(PROGRESS_KEY) is None
 
 
-def test_a_quota_spent_before_the_first_item_defers_too(sandbox, connections):
+def test_a_quota_spent_before_the_first_item_defers_too(sandbox, connections, progress):
     """Another task of the key spent the quota: the connection check itself waits on the triggerer."""
     from airflow_provider_outreach.hooks.leadlex import LeadlexHook
 
@@ -158,18 +174,13 @@ def test_a_quota_spent_before_the_first_item_defers_too(sandbox, connections):
     op = LeadlexRemoveContactOperator(
         task_id="remove", contact_id=["ctc_000", "ctc_001"], campaign_id="cmp_big", max_inline_wait=0.5, max_workers=1
     )
-    store = MemoryStateStore()
     with pytest.raises(TaskDeferred) as deferred:
-        op.execute({"ti": RecordingTI(), "task_state_store": store})
+        progress.execute(op)
     assert not [r for r in sandbox.requests(vendor="leadlex") if r["method"] == "DELETE"]
     report, waiting = None, deferred.value
     for _ in range(4):  # each window of 2 requests holds the connection check and one item
-        moment = waiting.trigger.serialize()[1]["moment"]
-        time.sleep(max(0.0, (moment - __import__("pendulum").now("UTC")).total_seconds()))
         try:
-            report = op.resume_execution(
-                waiting.method_name, {"event": moment}, {"ti": RecordingTI(), "task_state_store": store}
-            )
+            report = progress.resume(op, waiting)
             break
         except TaskDeferred as again:
             waiting = again

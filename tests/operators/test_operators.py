@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_outreach.exceptions import InvalidInputError
 from airflow_provider_outreach.operators.dialnexa import DialnexaRemoveCampaignLeadOperator

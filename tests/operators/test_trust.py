@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 from airflow_provider_outreach.operators.dialnexa import DialnexaRemoveCampaignLeadOperator
 from airflow_provider_outreach.operators.leadlex import LeadlexRemoveContactOperator

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException
 
 from airflow_provider_outreach.hooks.dialnexa import DialnexaHook
 from airflow_provider_outreach.operators.dialnexa import DialnexaRemoveCampaignLeadOperator

@@ -26,7 +26,7 @@ WORKERS = 4
 DAG_FILE = """
 import json, os
 import pendulum
-from airflow.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG
 from airflow_provider_outreach.operators.dialnexa import DialnexaRemoveCampaignLeadOperator
 
 with DAG("outreach_crash", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False):

@@ -14,7 +14,7 @@ import re
 from urllib.parse import quote
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 

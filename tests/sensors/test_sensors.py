@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
 
 from airflow_provider_outreach.sensors.dialnexa import DialnexaCampaignStatusSensor
 from airflow_provider_outreach.sensors.leadlex import LeadlexCampaignStatusSensor
@@ -139,7 +139,7 @@ def test_deferrable_sensor_in_a_dag_run_completes_through_the_trigger(seeded):
 
 def test_deferrable_sensor_failure_and_timeout_events(seeded):
     sensor = LemlistCampaignStatusSensor(task_id="s", campaign_id="c", deferrable=True, soft_fail=True)
-    from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
+    from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSkipException
 
     with pytest.raises(AirflowSkipException):
         sensor.execute_complete(

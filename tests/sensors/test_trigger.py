@@ -118,15 +118,26 @@ def test_deadline_holds_across_a_trigger_restart(seeded):
     assert abs(time.time() - deadline) < 1.0  # the original deadline, not a fresh one
 
 
-def test_trigger_never_uses_the_sync_connection_lookup(seeded, monkeypatch):
-    from airflow.sdk import BaseHook
+def test_trigger_never_looks_up_the_connection_on_the_event_loop(seeded, monkeypatch):
+    """Airflow's async lookup where it is safe on a shared event loop (3.3.2+); else the sync
+    lookup, in a worker thread (2.11 and 3.0 have no async one)."""
+    from airflow.providers.common.compat.sdk import BaseHook
 
-    def forbidden(*args, **kwargs):
-        raise AssertionError("sync connection lookup inside the event loop")
+    lookup = BaseHook.get_connection
+    off_the_loop = []
 
-    monkeypatch.setattr(BaseHook, "get_connection", classmethod(forbidden))
+    def sync_lookup(cls, conn_id):
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            off_the_loop.append(conn_id)
+            return lookup(conn_id)
+        raise AssertionError("sync connection lookup on the event loop")
+
+    monkeypatch.setattr(BaseHook, "get_connection", classmethod(sync_lookup))
     seeded.set_campaign_status("leadlex", "cmp_active", "draft")
     assert _first_event(_trigger())["status"] == "success"
+    assert off_the_loop in ([], ["leadlex_default"])
 
 
 def test_bad_connection_is_an_error_event(seeded):

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import pendulum
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
+from airflow.providers.common.compat.sdk import TaskDeferred
 
 from airflow_provider_outreach.exceptions import InvalidInputError
 from airflow_provider_outreach.hooks.leadlex import LeadlexHook
@@ -67,15 +66,6 @@ def warehouse(request, tmp_path, monkeypatch) -> Warehouse:
 
 def context(store: MemoryStateStore | None = None) -> dict:
     return {"ti": RecordingTI(), "task_state_store": store if store is not None else MemoryStateStore()}
-
-
-def resume(op, deferred: TaskDeferred, store: MemoryStateStore):
-    """What the triggerer and the worker do: wait for the trigger's moment, then call the method named."""
-    trigger_cls, trigger_kwargs = deferred.trigger.serialize()
-    assert trigger_cls.endswith("DateTimeTrigger")
-    assert not deferred.kwargs  # the progress lives in the task state store only
-    time.sleep(max(0.0, (trigger_kwargs["moment"] - pendulum.now("UTC")).total_seconds()))
-    return op.resume_execution(deferred.method_name, {"event": trigger_kwargs["moment"]}, context(store))
 
 
 def query_of(request: dict) -> dict:
@@ -160,17 +150,16 @@ def test_lemlist_pages_upserts_and_is_idempotent(sandbox, connections, warehouse
     assert _suppression_rows(warehouse) == rows
 
 
-def test_lemlist_defers_on_a_long_wait_and_resumes_at_the_offset(sandbox, connections, warehouse):
+def test_lemlist_defers_on_a_long_wait_and_resumes_at_the_offset(sandbox, connections, warehouse, progress):
     records = _unsubscribes(0, 350)
     sandbox.seed({"lemlist": {"unsubscribes": records}})
     sandbox.configure(limits={"lemlist": [{"limit": 2, "window": 3}]})
     op = LemlistUnsubscribesToSqlOperator(
         task_id="copy", sql_conn_id=warehouse.conn_id, table=SUPPRESSIONS, max_inline_wait=1
     )
-    store = MemoryStateStore()
     with pytest.raises(TaskDeferred) as deferred:
-        op.execute(context(store))
-    assert store.get(lemlist_to_sql.PROGRESS_KEY) == {
+        progress.execute(op)
+    assert progress.saved(lemlist_to_sql.PROGRESS_KEY, deferred.value) == {
         "offset": 200,
         "records": 200,
         "new": 200,
@@ -179,7 +168,7 @@ def test_lemlist_defers_on_a_long_wait_and_resumes_at_the_offset(sandbox, connec
     }
     assert len(_suppression_rows(warehouse)) == 200  # the pages read are stored already
 
-    assert resume(op, deferred.value, store) == {"records": 350, "new": 350, "requests": 4, "table": SUPPRESSIONS}
+    assert progress.resume(op, deferred.value) == {"records": 350, "new": 350, "requests": 4, "table": SUPPRESSIONS}
     assert _lemlist_offsets(sandbox) == [
         ("0", "100", 200),
         ("100", "100", 200),
@@ -188,7 +177,7 @@ def test_lemlist_defers_on_a_long_wait_and_resumes_at_the_offset(sandbox, connec
         ("300", "100", 200),
     ]
     assert [row[:4] for row in _suppression_rows(warehouse)] == _expected_suppressions(records)
-    assert store.values == {}  # cleared when the task ends
+    assert progress.left_over() == {}  # cleared when the task ends
 
 
 def test_suppression_values_are_normalised():
@@ -424,25 +413,24 @@ def test_leadlex_campaign_ids_restrict_the_run(sandbox, connections, warehouse):
     ]
 
 
-def test_leadlex_defers_on_the_cap_and_resumes_without_rereading(sandbox, connections, warehouse):
+def test_leadlex_defers_on_the_cap_and_resumes_without_rereading(sandbox, connections, warehouse, progress):
     sandbox.seed({"leadlex": {"campaigns": [_campaign("cmp_a", 1), _campaign("cmp_b", 150), _campaign("cmp_c", 1)]}})
     sandbox.configure(limits={"leadlex": [{"limit": 3, "window": 3}]})
     op = LeadlexEnrollmentsToSqlOperator(
         task_id="copy", sql_conn_id=warehouse.conn_id, table=ENROLLMENTS, max_inline_wait=1
     )
-    store = MemoryStateStore()
     with pytest.raises(TaskDeferred) as deferred:
-        op.execute(context(store))
+        progress.execute(op)
     # list, cmp_a, cmp_b page 1: the cap is reached in the middle of cmp_b
     assert _leadlex_reads(sandbox) == [("list", "1"), ("cmp_a", "1"), ("cmp_b", "1")]
-    progress = store.get(leadlex_to_sql.PROGRESS_KEY)
-    assert (progress["listed"], progress["done"], progress["requests"], progress["id_keys"]) == (True, 1, 3, 1)
-    assert store.get(leadlex_to_sql.campaign_ids_key(0)) == ["cmp_a", "cmp_b", "cmp_c"]
+    saved = progress.saved(leadlex_to_sql.PROGRESS_KEY, deferred.value)
+    assert (saved["listed"], saved["done"], saved["requests"], saved["id_keys"]) == (True, 1, 3, 1)
+    assert progress.saved(leadlex_to_sql.campaign_ids_key(0), deferred.value) == ["cmp_a", "cmp_b", "cmp_c"]
     # cmp_a is written; nothing of cmp_b (its replacement is one transaction)
     assert _enrollment_rows(warehouse) == [("cmp_a", "cmp_a_c000", "cmp_a.000@example.com", "active")]
 
     sandbox.clear_requests()
-    assert resume(op, deferred.value, store) == {
+    assert progress.resume(op, deferred.value) == {
         "campaigns": 3,
         "enrollments": 152,
         "requests": 6,
@@ -451,9 +439,10 @@ def test_leadlex_defers_on_the_cap_and_resumes_without_rereading(sandbox, connec
     # no campaign list and no cmp_a again; cmp_b from its first page
     assert _leadlex_reads(sandbox) == [("cmp_b", "1"), ("cmp_b", "2"), ("cmp_c", "1")]
     assert _enrollment_rows(warehouse) == _expected_enrollments(sandbox)
-    assert store.values == {}
+    assert progress.left_over() == {}
 
 
+@pytest.mark.needs_task_state_store
 @pytest.mark.usefixtures("airflow_db")
 def test_leadlex_deferral_in_a_dag_run(sandbox, connections, tmp_path, monkeypatch):
     """Airflow's own task state store and triggerer: the run defers once and finishes without
@@ -498,26 +487,24 @@ def test_many_campaign_ids_are_kept_in_several_keys():
     assert store.values == {}
 
 
-def test_leadlex_defers_while_listing_and_resumes_the_list(sandbox, connections, warehouse):
+def test_leadlex_defers_while_listing_and_resumes_the_list(sandbox, connections, warehouse, progress):
     sandbox.seed({"leadlex": {"campaigns": [_campaign(f"cmp_{i:03d}", 0) for i in range(150)]}})
     sandbox.configure(limits={"leadlex": [{"limit": 1, "window": 2}]})
     op = LeadlexEnrollmentsToSqlOperator(
         task_id="copy", sql_conn_id=warehouse.conn_id, table=ENROLLMENTS, max_inline_wait=0.5
     )
-    store = MemoryStateStore()
     with pytest.raises(TaskDeferred) as deferred:
-        op.execute(context(store))
-    progress = store.get(leadlex_to_sql.PROGRESS_KEY)
-    assert (progress["listed"], progress["next_page"], progress["done"]) == (False, 2, 0)
-    assert len(store.get(leadlex_to_sql.campaign_ids_key(0))) == 100
+        progress.execute(op)
+    saved = progress.saved(leadlex_to_sql.PROGRESS_KEY, deferred.value)
+    assert (saved["listed"], saved["next_page"], saved["done"]) == (False, 2, 0)
+    assert len(progress.saved(leadlex_to_sql.campaign_ids_key(0), deferred.value)) == 100
     sandbox.clear_requests()
-    first = deferred.value
-    with pytest.raises(TaskDeferred):  # one request per window: page 2 of the list, then wait again
-        resume(op, first, store)
+    with pytest.raises(TaskDeferred) as again:  # one request per window: page 2 of the list, then wait again
+        progress.resume(op, deferred.value)
     assert _leadlex_reads(sandbox) == [("list", "2")]
-    progress = store.get(leadlex_to_sql.PROGRESS_KEY)
-    assert (progress["listed"], progress["done"]) == (True, 0)
-    assert len(store.get(leadlex_to_sql.campaign_ids_key(0))) == 150
+    saved = progress.saved(leadlex_to_sql.PROGRESS_KEY, again.value)
+    assert (saved["listed"], saved["done"]) == (True, 0)
+    assert len(progress.saved(leadlex_to_sql.campaign_ids_key(0), again.value)) == 150
 
 
 def test_leadlex_replacement_is_atomic(sandbox, connections, warehouse):
@@ -542,6 +529,7 @@ def test_leadlex_replacement_is_atomic(sandbox, connections, warehouse):
     assert store.values == {}
 
 
+@pytest.mark.postgres
 def test_postgres_refusing_a_row_keeps_the_old_rows(sandbox, connections, request):
     """A row the database refuses (here a CHECK constraint of the user's) fails the
     replacement as a whole: the campaign's old rows stay."""
