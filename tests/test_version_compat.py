@@ -67,7 +67,7 @@ def test_a_retry_without_task_state_store_or_audit_table_starts_over(sandbox, co
 
     class OneAttempt(LeadlexRemoveContactOperator):
         def get_hook(self):
-            return self.hook_class(self.conn_id, max_attempts=1)
+            return self.spec.hook_class(self.conn_id, max_attempts=1)
 
     first = OneAttempt(task_id="remove", contact_id=ids, campaign_id="cmp_big", max_workers=1)
     with pytest.raises(AirflowException, match="1 of 4 items failed"):

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_outreach.audit import retry_on_conflict
 from airflow_provider_outreach.core.clock import utc_now_iso
-from airflow_provider_outreach.core.deferral import defer_until_reset
-from airflow_provider_outreach.core.task_state import restore_carried_state, task_state_store
 from airflow_provider_outreach.transfers import (
     cell,
     checked_table_name,
@@ -20,7 +19,8 @@ from airflow_provider_outreach.transfers import (
     sql_hook,
     transaction,
 )
-from airflow_provider_outreach.version_compat import AirflowException, BaseOperator
+from airflow_provider_outreach.transfers.base import CopyProgress, ResumableCopyOperator, pause_or_raise
+from airflow_provider_outreach.version_compat import AirflowException
 
 if TYPE_CHECKING:
     from airflow.providers.common.sql.hooks.sql import DbApiHook
@@ -107,7 +107,29 @@ def remove_campaigns(conn: Any, hook: DbApiHook, table: str, campaign_ids: list[
             cursor.execute(f"DELETE FROM {table} WHERE campaign_id IN ({placeholders(hook, len(batch))})", batch)
 
 
-class LeadlexEnrollmentsToSqlOperator(BaseOperator):
+@dataclass
+class EnrollmentCopyProgress(CopyProgress):
+    """Where the copy of LeadLex's enrollments stands.
+
+    :param restricted: only the campaigns asked for (the list is not read).
+    :param listed: the campaign list was read to its end (else: from ``next_page`` on).
+    :param done: campaigns of ``campaign_ids`` written so far, in order.
+    """
+
+    restricted: bool = False
+    listed: bool = False
+    next_page: int = 1
+    done: int = 0
+    campaigns: int = 0
+    enrollments: int = 0
+    campaign_ids: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        listing = "" if self.listed else f", the campaign list to read from page {self.next_page}"
+        return f"{self.done} of {len(self.campaign_ids)} campaigns written{listing} ({self.requests} requests)"
+
+
+class LeadlexEnrollmentsToSqlOperator(ResumableCopyOperator[EnrollmentCopyProgress]):
     """Copy who is enrolled in which LeadLex campaign into a table.
 
     Pages ``GET /v1/campaigns`` and, for each campaign, ``GET /v1/campaigns/{id}/contacts``
@@ -139,7 +161,8 @@ class LeadlexEnrollmentsToSqlOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("sql_conn_id", "table", "leadlex_conn_id", "campaign_ids", "max_inline_wait")
-    ui_color = "#e7f0fd"
+    PROGRESS_KEY = PROGRESS_KEY
+    PROGRESS = EnrollmentCopyProgress
 
     def __init__(
         self,
@@ -148,25 +171,20 @@ class LeadlexEnrollmentsToSqlOperator(BaseOperator):
         table: str,
         campaign_ids: str | Sequence[str] | None = None,
         leadlex_conn_id: str = "leadlex_default",
-        max_inline_wait: float | str = 60.0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.sql_conn_id = sql_conn_id
-        self.table = table
+        super().__init__(sql_conn_id=sql_conn_id, table=table, **kwargs)
         self.campaign_ids = campaign_ids
         self.leadlex_conn_id = leadlex_conn_id
-        self.max_inline_wait = max_inline_wait
 
-    # -- progress ------------------------------------------------------------------------------
+    # -- progress: the campaign ids in keys of their own, each at most 60 KB of JSON -----------
 
-    def _save_progress(self, context: Any, progress: dict[str, Any], campaign_ids: list[str]) -> None:
+    def save(self, store: Any, progress: EnrollmentCopyProgress) -> None:
         import json
 
-        store = task_state_store(self, context)
         chunks: list[list[str]] = []
         size = CAMPAIGN_IDS_BYTES_PER_KEY
-        for campaign_id in campaign_ids:
+        for campaign_id in progress.campaign_ids:
             item_size = len(json.dumps(campaign_id)) + 2
             if size + item_size > CAMPAIGN_IDS_BYTES_PER_KEY:
                 chunks.append([])
@@ -175,149 +193,93 @@ class LeadlexEnrollmentsToSqlOperator(BaseOperator):
             size += item_size
         for index, chunk in enumerate(chunks):
             store.set(campaign_ids_key(index), chunk)
-        store.set(PROGRESS_KEY, {**progress, "id_keys": len(chunks)})
+        saved = progress.saved()
+        del saved["campaign_ids"]
+        store.set(self.PROGRESS_KEY, {**saved, "id_keys": len(chunks)})
 
-    def _load_progress(self, context: Any) -> tuple[dict[str, Any], list[str]] | None:
-        store = task_state_store(self, context)
-        progress = store.get(PROGRESS_KEY)
-        if not progress:
+    def load(self, store: Any) -> EnrollmentCopyProgress | None:
+        saved = store.get(self.PROGRESS_KEY)
+        if not saved:
             return None
+        saved = dict(saved)
         campaign_ids: list[str] = []
-        for index in range(progress["id_keys"]):
+        for index in range(saved.pop("id_keys")):
             chunk = store.get(campaign_ids_key(index))
             if chunk is None:
                 return None
             campaign_ids.extend(chunk)
-        return dict(progress), campaign_ids
+        return EnrollmentCopyProgress(**saved, campaign_ids=campaign_ids)
 
-    def _clear_progress(self, context: Any) -> None:
-        store = task_state_store(self, context)
-        progress = store.get(PROGRESS_KEY)
-        if progress:
-            for index in range(progress.get("id_keys", 0)):
+    def clear(self, store: Any) -> None:
+        saved = store.get(self.PROGRESS_KEY)
+        if saved:
+            for index in range(saved.get("id_keys", 0)):
                 store.delete(campaign_ids_key(index))
-        store.delete(PROGRESS_KEY)
+        store.delete(self.PROGRESS_KEY)
 
-    # -- execution -----------------------------------------------------------------------------
+    # -- the copy ------------------------------------------------------------------------------
 
-    def _requested_campaigns(self) -> list[str] | None:
+    def start(self) -> EnrollmentCopyProgress:
         from airflow_provider_outreach.core.paths import encode_path_param
 
         if self.campaign_ids is None:
-            return None
+            return EnrollmentCopyProgress()
         ids = [self.campaign_ids] if isinstance(self.campaign_ids, str) else self.campaign_ids
         if not isinstance(ids, (list, tuple)):
             raise AirflowException(f"{self.task_id}: campaign_ids must be a list of campaign ids")
         for campaign_id in ids:
             encode_path_param("campaign_ids", campaign_id)
-        return list(dict.fromkeys(str(campaign_id) for campaign_id in ids))
+        requested = list(dict.fromkeys(str(campaign_id) for campaign_id in ids))
+        return EnrollmentCopyProgress(restricted=True, listed=True, campaign_ids=requested)
 
-    def execute(self, context: Any) -> dict[str, Any]:
-        checked_table_name(self.table)
-        requested = self._requested_campaigns()
-        self._clear_progress(context)
-        progress = {
-            "restricted": requested is not None,
-            "listed": requested is not None,
-            "next_page": 1,
-            "done": 0,
-            "campaigns": 0,
-            "enrollments": 0,
-            "requests": 0,
-        }
-        return self._run(context, progress, requested or [])
-
-    def execute_resume(
-        self, context: Any, event: Any = None, carried_state: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
-        """Continue after a rate-limit reset with the campaigns not yet written."""
-        restore_carried_state(self, context, carried_state, required=True)
-        saved = self._load_progress(context)
-        if saved is None:
-            raise AirflowException(f"{self.task_id}: cannot resume, the saved progress is missing")
-        progress, campaign_ids = saved
-        self.log.info(
-            "Resuming after the rate-limit reset: %d of %d campaigns written%s",
-            progress["done"],
-            len(campaign_ids),
-            "" if progress["listed"] else f", campaign list to read from page {progress['next_page']}",
-        )
-        return self._run(context, progress, campaign_ids)
-
-    def _run(self, context: Any, progress: dict[str, Any], campaign_ids: list[str]) -> dict[str, Any]:
-        from airflow.providers.common.compat.sdk import TaskDeferred
-
-        try:
-            return self._copy(context, progress, campaign_ids)
-        except TaskDeferred:
-            raise
-        except BaseException:
-            self._clear_progress(context)
-            raise
-
-    def _copy(self, context: Any, progress: dict[str, Any], campaign_ids: list[str]) -> dict[str, Any]:
-        from airflow_provider_outreach.core.retry import inline_wait_seconds
+    def copy(self, progress: EnrollmentCopyProgress) -> dict[str, Any]:
         from airflow_provider_outreach.hooks.leadlex import PAGE_SIZE, LeadlexHook
 
         table = checked_table_name(self.table)
-        inline_wait = inline_wait_seconds(self.max_inline_wait)
-        leadlex = LeadlexHook(self.leadlex_conn_id, max_inline_wait=inline_wait)
+        leadlex = LeadlexHook(self.leadlex_conn_id, max_inline_wait=self.inline_wait)
         hook = sql_hook(self.sql_conn_id)
-        wait = None
         removed: list[str] = []
         with sql_connection(hook) as conn:
             create_table(conn, enrollment_table_sql(table))
             try:
-                if not progress["listed"]:
-                    self._list_campaigns(leadlex, progress, campaign_ids)
-                while progress["done"] < len(campaign_ids):
-                    campaign_id = campaign_ids[progress["done"]]
+                if not progress.listed:
+                    self._list_campaigns(leadlex, progress)
+                while progress.done < len(progress.campaign_ids):
+                    campaign_id = progress.campaign_ids[progress.done]
                     contacts = self._read_contacts(leadlex, progress, campaign_id)
                     written = replace_campaign(conn, hook, table, campaign_id, contacts or [], utc_now_iso())
-                    progress["done"] += 1
+                    progress.done += 1
                     if contacts is not None:
-                        progress["campaigns"] += 1
-                    progress["enrollments"] += written
+                        progress.campaigns += 1
+                    progress.enrollments += written
             except Exception as exc:
-                wait = quota_wait(exc, inline_wait)
-                if wait is None:
-                    raise
-            if wait is None and not progress["restricted"]:
-                removed = self._remove_gone_campaigns(conn, hook, table, progress, campaign_ids, leadlex, inline_wait)
-        if wait is not None:
-            self._save_progress(context, progress, campaign_ids)
-            self.log.info(
-                "%d of %d campaigns written so far (%d requests)",
-                progress["done"],
-                len(campaign_ids),
-                progress["requests"],
-            )
-            defer_until_reset(self, context, wait, "the rate limit is used up")
-        self._clear_progress(context)
+                pause_or_raise(exc, self.inline_wait)
+            if not progress.restricted:
+                removed = self._remove_gone_campaigns(conn, hook, table, progress, leadlex)
         self.log.info(
             "LeadLex enrollments -> %s: campaigns=%d enrollments=%d requests=%d, campaigns gone from LeadLex "
             "removed=%d (1 request per %d campaigns + 1 per %d enrollments of each campaign, counted against "
             "LeadLex's per-minute and daily limits)",
             table,
-            progress["campaigns"],
-            progress["enrollments"],
-            progress["requests"],
+            progress.campaigns,
+            progress.enrollments,
+            progress.requests,
             len(removed),
             PAGE_SIZE,
             PAGE_SIZE,
         )
         return {
-            "campaigns": progress["campaigns"],
-            "enrollments": progress["enrollments"],
-            "requests": progress["requests"],
+            "campaigns": progress.campaigns,
+            "enrollments": progress.enrollments,
+            "requests": progress.requests,
             "table": table,
         }
 
-    def _list_campaigns(self, leadlex: LeadlexHook, progress: dict[str, Any], campaign_ids: list[str]) -> None:
-        """Read the campaign list from ``progress["next_page"]`` on, appending to ``campaign_ids``."""
-        known = set(campaign_ids)
-        for page, campaigns in leadlex.campaign_pages(first_page=progress["next_page"]):
-            progress["requests"] += 1
+    def _list_campaigns(self, leadlex: LeadlexHook, progress: EnrollmentCopyProgress) -> None:
+        """Read the campaign list from ``progress.next_page`` on, appending to its campaign ids."""
+        known = set(progress.campaign_ids)
+        for page, campaigns in leadlex.campaign_pages(first_page=progress.next_page):
+            progress.requests += 1
             for campaign in campaigns:
                 campaign_id = campaign.get("id") if isinstance(campaign, dict) else None
                 if campaign_id is not None and len(str(campaign_id)) > MAX_ID_LENGTH:
@@ -325,23 +287,23 @@ class LeadlexEnrollmentsToSqlOperator(BaseOperator):
                     continue
                 if campaign_id is not None and str(campaign_id) not in known:
                     known.add(str(campaign_id))
-                    campaign_ids.append(str(campaign_id))
-            progress["next_page"] = page + 1
-        progress["listed"] = True
+                    progress.campaign_ids.append(str(campaign_id))
+            progress.next_page = page + 1
+        progress.listed = True
 
-    def _read_contacts(self, leadlex: LeadlexHook, progress: dict[str, Any], campaign_id: str) -> list | None:
+    def _read_contacts(self, leadlex: LeadlexHook, progress: EnrollmentCopyProgress, campaign_id: str) -> list | None:
         """Every enrollment of a campaign, or None when LeadLex no longer has the campaign."""
         from airflow_provider_outreach.exceptions import NotFoundError
 
         contacts: list[dict[str, Any]] = []
         try:
             for items in leadlex.contact_pages(campaign_id):
-                progress["requests"] += 1
+                progress.requests += 1
                 contacts.extend(item for item in items if isinstance(item, dict))
         except NotFoundError as exc:
             if exc.missing != "campaign":  # a route or proxy 404, not LeadLex's campaign_not_found
                 raise
-            progress["requests"] += 1
+            progress.requests += 1
             self.log.info("Campaign %s no longer exists in LeadLex: its rows are removed", campaign_id)
             return None
         return contacts
@@ -351,17 +313,15 @@ class LeadlexEnrollmentsToSqlOperator(BaseOperator):
         conn: Any,
         hook: DbApiHook,
         table: str,
-        progress: dict[str, Any],
-        campaign_ids: list[str],
+        progress: EnrollmentCopyProgress,
         leadlex: LeadlexHook,
-        inline_wait: float,
     ) -> list[str]:
         """Delete the rows of the stored campaigns the list did not hold, each once LeadLex
         itself answers that it is gone: a list read page by page can miss a live campaign
         that moved between pages, and another run may have stored a newer campaign."""
         from airflow_provider_outreach.exceptions import NotFoundError
 
-        listed = set(campaign_ids)
+        listed = set(progress.campaign_ids)
         gone: list[str] = []
         for campaign_id in (c for c in stored_campaigns(conn, table) if c not in listed):
             try:
@@ -371,14 +331,14 @@ class LeadlexEnrollmentsToSqlOperator(BaseOperator):
                     raise
                 gone.append(campaign_id)
             except Exception as exc:
-                if quota_wait(exc, inline_wait) is None:
+                if quota_wait(exc, self.inline_wait) is None:
                     raise
                 self.log.warning("LeadLex's quota is spent: rows of other unlisted campaigns are kept until next run")
                 break
             else:
                 self.log.info("Campaign %s is missing from the list read but exists: its rows are kept", campaign_id)
             finally:
-                progress["requests"] += 1
+                progress.requests += 1
         remove_campaigns(conn, hook, table, gone)
         if gone:
             self.log.info("Rows of %d campaigns LeadLex no longer has removed", len(gone))

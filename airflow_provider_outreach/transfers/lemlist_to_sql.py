@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_outreach.audit import retry_on_conflict
 from airflow_provider_outreach.core.clock import utc_now_iso
-from airflow_provider_outreach.core.deferral import defer_until_reset
-from airflow_provider_outreach.core.task_state import restore_carried_state, task_state_store
 from airflow_provider_outreach.transfers import (
     cell,
     checked_table_name,
     create_table,
     insert_many,
     placeholders,
-    quota_wait,
     sql_connection,
     sql_hook,
     transaction,
 )
-from airflow_provider_outreach.version_compat import AirflowException, BaseOperator
+from airflow_provider_outreach.transfers.base import CopyProgress, ResumableCopyOperator, pause_or_raise
 
 if TYPE_CHECKING:
     from airflow.providers.common.sql.hooks.sql import DbApiHook
@@ -132,7 +130,17 @@ def _upsert_page(conn: Any, hook: DbApiHook, table: str, rows: dict[str, tuple],
     return len(new), len(changed)
 
 
-class LemlistUnsubscribesToSqlOperator(BaseOperator):
+@dataclass
+class UnsubscribeCopyProgress(CopyProgress):
+    """Where the copy of lemlist's list stands: the next offset and what was stored."""
+
+    offset: int = 0
+    records: int = 0
+    new: int = 0
+    updated: int = 0
+
+
+class LemlistUnsubscribesToSqlOperator(ResumableCopyOperator[UnsubscribeCopyProgress]):
     """Copy lemlist's team-wide suppression list (emails, ``@domains``, LinkedIn URLs, phones) into a table.
 
     Pages ``GET /v2/unsubscribes/variables`` 100 records at a time and upserts each page in
@@ -159,95 +167,45 @@ class LemlistUnsubscribesToSqlOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("sql_conn_id", "table", "lemlist_conn_id", "max_inline_wait")
-    ui_color = "#e7f0fd"
+    PROGRESS_KEY = PROGRESS_KEY
+    PROGRESS = UnsubscribeCopyProgress
 
     def __init__(
-        self,
-        *,
-        sql_conn_id: str,
-        table: str,
-        lemlist_conn_id: str = "lemlist_default",
-        max_inline_wait: float | str = 60.0,
-        **kwargs: Any,
+        self, *, sql_conn_id: str, table: str, lemlist_conn_id: str = "lemlist_default", **kwargs: Any
     ) -> None:
-        super().__init__(**kwargs)
-        self.sql_conn_id = sql_conn_id
-        self.table = table
+        super().__init__(sql_conn_id=sql_conn_id, table=table, **kwargs)
         self.lemlist_conn_id = lemlist_conn_id
-        self.max_inline_wait = max_inline_wait
 
-    def execute(self, context: Any) -> dict[str, Any]:
-        checked_table_name(self.table)
-        task_state_store(self, context).delete(PROGRESS_KEY)
-        return self._run(context, {"offset": 0, "records": 0, "new": 0, "updated": 0, "requests": 0})
-
-    def execute_resume(
-        self, context: Any, event: Any = None, carried_state: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
-        """Continue after a rate-limit reset at the saved offset."""
-        restore_carried_state(self, context, carried_state, required=True)
-        progress = task_state_store(self, context).get(PROGRESS_KEY)
-        if not progress:
-            raise AirflowException(f"{self.task_id}: cannot resume, the saved progress is missing")
-        self.log.info("Resuming at offset %d after the rate-limit reset", progress["offset"])
-        return self._run(context, dict(progress))
-
-    def _run(self, context: Any, progress: dict[str, Any]) -> dict[str, Any]:
-        from airflow.providers.common.compat.sdk import TaskDeferred
-
-        try:
-            return self._copy(context, progress)
-        except TaskDeferred:
-            raise
-        except BaseException:
-            task_state_store(self, context).delete(PROGRESS_KEY)
-            raise
-
-    def _copy(self, context: Any, progress: dict[str, Any]) -> dict[str, Any]:
-        from airflow_provider_outreach.core.retry import inline_wait_seconds
+    def copy(self, progress: UnsubscribeCopyProgress) -> dict[str, Any]:
         from airflow_provider_outreach.hooks.lemlist import UNSUBSCRIBE_PAGE_MAX as PAGE_SIZE
         from airflow_provider_outreach.hooks.lemlist import LemlistHook
 
         table = checked_table_name(self.table)
-        inline_wait = inline_wait_seconds(self.max_inline_wait)
-        lemlist = LemlistHook(self.lemlist_conn_id, max_inline_wait=inline_wait)
+        lemlist = LemlistHook(self.lemlist_conn_id, max_inline_wait=self.inline_wait)
         hook = sql_hook(self.sql_conn_id)
-        wait = None
         with sql_connection(hook) as conn:
             create_table(conn, suppression_table_sql(table))
             while True:
                 try:
-                    page = lemlist.list_unsubscribes(offset=progress["offset"], limit=PAGE_SIZE)
+                    page = lemlist.list_unsubscribes(offset=progress.offset, limit=PAGE_SIZE)
                 except Exception as exc:
-                    wait = quota_wait(exc, inline_wait)
-                    if wait is None:
-                        raise
-                    break
-                progress["requests"] += 1
+                    self.log.info("%d records stored so far (%d requests)", progress.records, progress.requests)
+                    pause_or_raise(exc, self.inline_wait)
+                progress.requests += 1
                 new, changed = upsert_suppressions(conn, hook, table, page, utc_now_iso())
-                progress["records"] += len(page)
-                progress["new"] += new
-                progress["offset"] += len(page)
-                progress["updated"] += changed
+                progress.records += len(page)
+                progress.new += new
+                progress.offset += len(page)
+                progress.updated += changed
                 if len(page) < PAGE_SIZE:
                     break
-        if wait is not None:
-            task_state_store(self, context).set(PROGRESS_KEY, progress)
-            self.log.info("%d records stored so far (%d requests)", progress["records"], progress["requests"])
-            defer_until_reset(self, context, wait, "the rate limit is used up")
-        task_state_store(self, context).delete(PROGRESS_KEY)
         self.log.info(
             "lemlist suppressions -> %s: records=%d new=%d updated=%d requests=%d (one request per %d records)",
             table,
-            progress["records"],
-            progress["new"],
-            progress["updated"],
-            progress["requests"],
+            progress.records,
+            progress.new,
+            progress.updated,
+            progress.requests,
             PAGE_SIZE,
         )
-        return {
-            "records": progress["records"],
-            "new": progress["new"],
-            "requests": progress["requests"],
-            "table": table,
-        }
+        return {"records": progress.records, "new": progress.new, "requests": progress.requests, "table": table}

@@ -377,8 +377,8 @@ def test_a_live_campaign_missing_from_the_list_read_keeps_its_rows(sandbox, conn
     sandbox.seed({"leadlex": {"campaigns": [_campaign("cmp_a", 1)]}})
 
     class ListThenCampaignAppears(LeadlexEnrollmentsToSqlOperator):
-        def _list_campaigns(self, leadlex, progress, campaign_ids):
-            super()._list_campaigns(leadlex, progress, campaign_ids)
+        def _list_campaigns(self, leadlex, progress):
+            super()._list_campaigns(leadlex, progress)
             sandbox.seed({"leadlex": {"campaigns": [_campaign("cmp_new", 1)]}})  # created meanwhile ...
             warehouse.execute(  # ... and stored by another run of the copy
                 f"INSERT INTO {ENROLLMENTS} VALUES ('cmp_new', 'cmp_new_c000', 'n@example.com', 'active', 'x')"
@@ -477,13 +477,13 @@ def test_many_campaign_ids_are_kept_in_several_keys():
     op = LeadlexEnrollmentsToSqlOperator(task_id="copy", sql_conn_id="x", table="t")
     store = MemoryStateStore()
     ids = [f"{i:08d}-aaaa-bbbb-cccc-{i:012d}" for i in range(5000)]
-    op._save_progress(context(store), {"done": 7}, ids)
+    op.save(store, leadlex_to_sql.EnrollmentCopyProgress(done=7, campaign_ids=ids))
     keys = store.get(leadlex_to_sql.PROGRESS_KEY)["id_keys"]
     assert keys == 4
     assert all(len(json.dumps(store.get(leadlex_to_sql.campaign_ids_key(i)))) <= 60_000 for i in range(keys))
-    progress, loaded = op._load_progress(context(store))
-    assert loaded == ids and progress["done"] == 7
-    op._clear_progress(context(store))
+    progress = op.load(store)
+    assert progress.campaign_ids == ids and progress.done == 7
+    op.clear(store)
     assert store.values == {}
 
 
