@@ -4,10 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+# parallel test workers (most tests wait on real time: rate limits, servers, a scheduler)
+WORKERS ?= 6
 # one Airflow version of the matrix (make compat AIRFLOW=3.0.6); empty: all of them
 AIRFLOW ?=
 
-.PHONY: test lint demo airflow bench sandbox install clean compat compat-freeze
+.PHONY: test test-fast lint demo airflow bench sandbox install clean compat compat-freeze
 
 $(STAMP): pyproject.toml airflow_provider_outreach/__init__.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,8 +23,14 @@ lint: $(STAMP)
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m ruff format --check .
 
+# the tests that measure pacing to the millisecond run apart from the Airflow deployments of the e2e tests
 test: $(STAMP) lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(WORKERS) -m "not timing" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(WORKERS) -m "timing" $(PYTEST_ARGS)
+
+# everything but the end-to-end, multi-process and slow tests (markers: see tests/conftest.py)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n $(WORKERS) -m "not e2e and not multiprocess and not slow" $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/python demo/run.py

@@ -76,6 +76,15 @@ VERSION_NEEDS = {
 }
 #: markers added to the tests that use a real server (``make compat`` leaves them out: -m "not postgres and not redis")
 SERVER_MARKERS = ("postgres", "redis")
+#: the kinds of test ``make test-fast`` leaves out, longest first (``make test`` starts them first)
+SLOW_KINDS = {
+    "e2e": "a real Airflow deployment: scheduler, triggerer, api-server (tens of seconds to minutes)",
+    "multiprocess": "several real processes on one API key, or a worker killed mid-run",
+    "slow": "a run of many seconds of real time: chaos, quota waits, rate-limit windows",
+}
+#: a test that measures pacing against a rate limit to the millisecond: make test runs these
+#: apart from the end-to-end deployments, whose load delays requests on a 2-core machine
+TIMING = "timing"
 
 
 def pytest_configure(config):
@@ -83,9 +92,20 @@ def pytest_configure(config):
         config.addinivalue_line("markers", f"{name}: skipped where {why}")
     for name in SERVER_MARKERS:
         config.addinivalue_line("markers", f"{name}: uses the real {name} server of tests/servers.py")
+    for name, what in SLOW_KINDS.items():
+        config.addinivalue_line("markers", f"{name}: {what}; left out by make test-fast")
+    config.addinivalue_line(
+        "markers", f"{TIMING}: measures pacing to the millisecond; make test runs these apart from the e2e tests"
+    )
+
+
+def _rank(item) -> int:
+    """Longest first, so that parallel workers finish together."""
+    return next((i for i, name in enumerate(SLOW_KINDS) if item.get_closest_marker(name)), len(SLOW_KINDS))
 
 
 def pytest_collection_modifyitems(config, items):
+    items.sort(key=_rank)  # stable: within a kind, the collection order
     for item in items:
         for name, (present, why) in VERSION_NEEDS.items():
             if not present and item.get_closest_marker(name):

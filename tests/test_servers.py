@@ -126,6 +126,7 @@ def test_redis_hook(redis_server, monkeypatch):
     conn.delete(key, f"{key}:n")
 
 
+@pytest.mark.multiprocess
 def test_redis_server_dies_with_a_killed_test_process(tmp_path):
     """A test process killed with SIGKILL (no teardown, no atexit) leaves no redis-server behind."""
     script = textwrap.dedent(

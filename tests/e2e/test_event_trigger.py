@@ -32,6 +32,8 @@ from tests import secrets_watch
 from tests.conftest import REPO
 from tests.e2e.cluster import AirflowCluster
 
+pytestmark = pytest.mark.e2e
+
 DAG_ID = "outreach_lemlist_optouts_on_event"
 POLL_SECONDS = 5
 PEOPLE = 300
@@ -152,7 +154,7 @@ def test_an_opt_out_made_in_lemlist_reaches_the_other_tools_within_minutes(tmp_p
         report["latency_s"] = round(latency, 1)
         runs_after_first = len(cluster.dag_runs(DAG_ID))
         sandbox.add_lemlist_unsubscribes([{"value": email(2), "source": "api"}])
-        time.sleep(4 * POLL_SECONDS)
+        time.sleep(3 * POLL_SECONDS)
         state = sandbox.state()
         assert removed(state, 1) == {"leadlex": False, "dialnexa": False}, "a record with source api was acted on"
         assert removed(state, 2) == {"leadlex": False, "dialnexa": False}
@@ -174,9 +176,9 @@ def test_an_opt_out_made_in_lemlist_reaches_the_other_tools_within_minutes(tmp_p
         assert untouched == [], f"people who did not opt out were removed: {untouched[:5]}"
 
         # -- nothing changes: one request per poll
-        time.sleep(2 * POLL_SECONDS)  # the last runs' own requests are over; the cursor is saved
+        time.sleep(POLL_SECONDS)  # the last runs' own requests are over; the cursor is saved
         since = sandbox.requests()[-1]["seq"]
-        quiet = 6 * POLL_SECONDS
+        quiet = 4 * POLL_SECONDS
         time.sleep(quiet)
         reads = list_reads(sandbox, since=since)
         report["quiet_reads"] = f"{len(reads)} list reads in {quiet} s (poll every {POLL_SECONDS} s)"

@@ -18,6 +18,8 @@ import requests
 from tests.conftest import REPO
 from tests.e2e.cluster import free_port
 
+pytestmark = pytest.mark.e2e
+
 READY = "Ctrl-C stops everything."
 
 

@@ -43,6 +43,8 @@ from tests import secrets_watch
 from tests.conftest import REPO
 from tests.e2e.cluster import AirflowCluster
 
+pytestmark = pytest.mark.e2e
+
 DAG_ID = "outreach_suppression_sync"
 AUDIT_TABLE = "outreach_suppression_audit"
 PARALLELISM = 8  # every task of the fan-out at once: 2 lemlist, the LeadLex map indexes, DialNexa

@@ -18,6 +18,8 @@ from airflow_provider_outreach.hooks.leadlex import LeadlexHook
 from airflow_provider_outreach.hooks.lemlist import LemlistHook
 from tests.seeds import base_seed, lemlist_bulk_seed
 
+pytestmark = pytest.mark.timing
+
 
 def _statuses(sandbox, vendor):
     return [r["status"] for r in sandbox.requests(vendor=vendor)]

@@ -26,6 +26,8 @@ from tests import secrets_watch
 from tests.conftest import REPO, MemoryStateStore, RecordingTI, connection_settings
 from tests.seeds import lemlist_bulk_seed
 
+pytestmark = pytest.mark.timing
+
 LEMLIST_RPS = 10.0  # the sandbox's default lemlist limit: 20 requests / 2 s
 LATENCY = 0.3
 ITEMS = 100  # per process
@@ -129,6 +131,7 @@ def _assert_shared_budget_met(figures: dict) -> None:
 # -- two processes, one key --------------------------------------------------------------------------
 
 
+@pytest.mark.multiprocess
 def test_two_processes_share_one_budget_on_one_host(sandbox, connections, store_dir):
     figures = _run_two_processes(sandbox)
     _assert_shared_budget_met(figures)
@@ -136,6 +139,7 @@ def test_two_processes_share_one_budget_on_one_host(sandbox, connections, store_
     assert files and all(name.startswith(budget_name("lemlist", DEFAULT_KEYS["lemlist"])) for name in files)
 
 
+@pytest.mark.multiprocess
 def test_two_processes_share_one_budget_through_redis(sandbox, connections, store_dir, redis_conn, redis_server):
     connections("lemlist", redis_conn_id=redis_conn)
     figures = _run_two_processes(sandbox)
@@ -146,6 +150,7 @@ def test_two_processes_share_one_budget_through_redis(sandbox, connections, stor
     assert sorted(keys) == [f"outreach:pacing:{name}:requests", f"outreach:pacing:{name}:state"]
 
 
+@pytest.mark.multiprocess
 def test_without_sharing_two_processes_collide(sandbox, connections, store_dir):
     """The control: the same run, each process pacing alone, draws many 429s."""
     connections("lemlist", shared_rate_limit=False)

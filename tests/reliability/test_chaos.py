@@ -51,6 +51,8 @@ from tests.conftest import MemoryStateStore, RecordingTI
 from tests.reliability.conftest import report_figures, scale
 from tests.seeds import base_seed
 
+pytestmark = pytest.mark.slow
+
 N_ITEMS = int(os.environ.get("OUTREACH_CHAOS_ITEMS") or scale(2_000, 10_000))
 N_DUPLICATES = 50
 N_BYSTANDERS = 20

@@ -20,6 +20,8 @@ from airflow_provider_outreach.bulk.ledger import FLUSH_ROWS
 from airflow_provider_outreach.sandbox import DEFAULT_KEYS
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.multiprocess
+
 N_ITEMS = 2000
 WORKERS = 4
 

@@ -24,6 +24,8 @@ from airflow_provider_outreach.operators.lemlist import LemlistAddUnsubscribeOpe
 from tests.conftest import RecordingTI
 from tests.reliability.conftest import LARGE, REPO, report_figures
 
+pytestmark = pytest.mark.slow
+
 N_SMALL, N = 100, 500
 MAX_BYTES_PER_ITEM = 5 * 1024  # peak growth of a run, divided by its items
 MAX_MARGINAL_BYTES_PER_ITEM = 2 * 1024  # what one more item adds to the peak

@@ -51,7 +51,7 @@ def test_sensor_fails_fast_on_a_failure_status(seeded):
     started = time.monotonic()
     dr = run_dag(dag)
     assert dr.state == "failed"
-    assert time.monotonic() - started < 20
+    assert time.monotonic() - started < 50  # at the first completed read, not at the 60 s timeout
     sensor = LeadlexCampaignStatusSensor(task_id="direct", campaign_id="cmp_active", deferrable=False)
     with pytest.raises(AirflowFailException, match="cmp_active is completed; it will not become draft"):
         sensor.poke({})
