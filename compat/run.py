@@ -182,7 +182,7 @@ def check(airflow: str, floors: bool = False) -> Outcome:
             outcome.failures.append(f"imports: {exc}")
         run_tests(env, outcome, floors)
     outcome.seconds = time.monotonic() - started
-    print(f"Airflow {airflow}: {'ok' if outcome.ok else 'FAILED'} in {outcome.seconds:.0f} s", flush=True)
+    print(f"Airflow {outcome.airflow}: {'ok' if outcome.ok else 'FAILED'} in {outcome.seconds:.0f} s", flush=True)
     return outcome
 
 
