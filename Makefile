@@ -9,7 +9,7 @@ WORKERS ?= 6
 # one Airflow version of the matrix (make compat AIRFLOW=3.0.6); empty: all of them
 AIRFLOW ?=
 
-.PHONY: test test-fast lint demo airflow bench sandbox install clean compat compat-freeze
+.PHONY: test test-fast lint demo airflow bench sandbox install clean compat compat-floors compat-freeze
 
 $(STAMP): pyproject.toml airflow_provider_outreach/__init__.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ bench: $(STAMP)
 # the Airflow version matrix (compat/run.py): an environment per version under .compat/
 compat: $(STAMP)
 	$(BIN)/python -m compat.run $(if $(AIRFLOW),--airflow $(AIRFLOW))
+
+# the matrix with each direct dependency at its floor in pyproject.toml (are the floors honest?)
+compat-floors: $(STAMP)
+	$(BIN)/python -m compat.run --floors $(if $(AIRFLOW),--airflow $(AIRFLOW))
 
 # resolve the matrix's pinned environments again (after a dependency change in pyproject.toml)
 compat-freeze: $(STAMP)

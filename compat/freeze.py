@@ -17,12 +17,12 @@ import sys
 import tempfile
 
 from compat.versions import (
-    FLOOR_RELEASE_DAYS,
     PYTHON_VERSION,
     REPO,
     VERSIONS,
     constraints_file,
     end_of_day,
+    later_floors,
     requirements,
 )
 
@@ -50,7 +50,7 @@ def freeze(airflow: str) -> None:
             PYTHON_VERSION,
             "--exclude-newer",
             end_of_day(VERSIONS[airflow]),
-            *[f"--exclude-newer-package={name}={end_of_day(day)}" for name, day in FLOOR_RELEASE_DAYS.items()],
+            *[f"--exclude-newer-package={name}={end_of_day(day)}" for name, day in later_floors(airflow).items()],
             "--no-annotate",
             "--custom-compile-command",
             f"python -m compat.freeze --airflow {airflow}",
