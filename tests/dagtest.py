@@ -2,8 +2,8 @@
 
 The one place where the tests meet what differs between Airflow versions in parsing and
 running DAGs: where ``DagBag`` lives (``airflow.dag_processing.dagbag`` from 3.2, before that
-``airflow.models.dagbag``), how a DAG defined in a test gets to the DB (3.1+ needs it synced;
-3.0's ``dag.test()`` serializes it itself; 2.11 runs the DAG object as it is), the run's date
+``airflow.models.dagbag``), how a DAG gets to the DB with its assets (``sync_bag_to_db`` from 3.1,
+``DagBag.sync_to_db`` on 3.0, ``DAG.sync_to_db`` on 2.11), the run's date
 argument (``execution_date`` on 2.11) and where XComs are stored.
 """
 
@@ -26,19 +26,22 @@ def dag_bag(folder: str, **kwargs: Any):
 
 
 def sync_dag(dag) -> None:
-    """Serialize a DAG defined in a test module so ``dag.test()`` can run it."""
-    if not AIRFLOW_V_3_1_PLUS:
+    """Write a DAG to the DB as the DAG processor does (its assets registered and active)."""
+    if not AIRFLOW_V_3_0_PLUS:
+        dag.sync_to_db()
         return
     from airflow.dag_processing.bundles.manager import DagBundlesManager
-
-    if AIRFLOW_V_3_2_PLUS:
-        from airflow.dag_processing.dagbag import sync_bag_to_db
-    else:
-        from airflow.models.dagbag import sync_bag_to_db
 
     DagBundlesManager().sync_bundles_to_db()
     bag = dag_bag("/nonexistent", collect_dags=False)
     bag.bag_dag(dag)
+    if not AIRFLOW_V_3_1_PLUS:
+        bag.sync_to_db("dags-folder", None)
+        return
+    if AIRFLOW_V_3_2_PLUS:
+        from airflow.dag_processing.dagbag import sync_bag_to_db
+    else:
+        from airflow.models.dagbag import sync_bag_to_db
     sync_bag_to_db(bag, "dags-folder", None)
 
 

@@ -1,7 +1,7 @@
 """A small suppression sync run through ``dag.test()``: pull, read the opt-outs, suppress, check.
 
 It runs on every Airflow version of the matrix; the example DAG's own test
-(tests/test_example_suppression.py) also exercises assets and the data-interval timetable.
+(tests/example_dags/test_outreach_suppression.py) also exercises assets and the data-interval timetable.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow.triggers.base import BaseEventTrigger, TriggerEvent  # Airflow 3.0+
+from airflow.providers.common.compat.triggers import BaseEventTrigger  # BaseTrigger below 3.0
+from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_outreach.core.retry import Action, decide
 from airflow_provider_outreach.exceptions import InvalidInputError, InvalidResponseError
