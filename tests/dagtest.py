@@ -36,6 +36,7 @@ def sync_dag(dag) -> None:
     bag = dag_bag("/nonexistent", collect_dags=False)
     bag.bag_dag(dag)
     if not AIRFLOW_V_3_1_PLUS:
+        dag.relative_fileloc = dag.relative_fileloc or dag.fileloc  # as 3.0's DagBag sets it
         bag.sync_to_db("dags-folder", None)
         return
     if AIRFLOW_V_3_2_PLUS:
